@@ -1,0 +1,28 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11 and pip:
+#   make study   installs into .venv and runs the whole study (dvc repro) on the embedded defaults
+#   make test    installs into .venv and runs the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+.PHONY: install study test lint params
+install: $(BIN)/.installed
+
+study: install
+	dvc repro
+
+test: install
+	pytest
+
+lint: install
+	ruff check pipeline tests
+
+params: install
+	python -m pipeline.params

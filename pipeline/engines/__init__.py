@@ -1,0 +1,19 @@
+"""Engines train a stack of replicas for one regime and forecast with them, behind one interface.
+
+An engine is chosen by ``conf/engine/<name>.yaml``, whose ``_target_`` names its class; adding an
+engine is one module here plus one config file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.utils import instantiate
+
+from pipeline.engines.base import Engine, Problem, TrainedReplicas
+
+__all__ = ["Engine", "Problem", "TrainedReplicas", "make_engine"]
+
+
+def make_engine(engine_cfg: Any) -> Engine:
+    return instantiate(engine_cfg)
