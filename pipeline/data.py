@@ -87,9 +87,10 @@ def _check_periods(periods: pd.Series, *, source: str, date_format: str, date_pr
                 f"{source}: period {period!r} does not parse as {date_format!r} after prefixing {date_prefix!r}; "
                 "set data.date_format and data.date_prefix to match the file."
             ) from None
-    for before, after, label_before, label_after in zip(parsed, parsed[1:], periods, periods.iloc[1:]):
-        if after <= before:
-            raise DataError(f"{source}: periods must increase, but {label_after!r} follows {label_before!r}.")
+    labels = list(periods)
+    for i in range(1, len(parsed)):
+        if parsed[i] <= parsed[i - 1]:
+            raise DataError(f"{source}: periods must increase, but {labels[i]!r} follows {labels[i - 1]!r}.")
 
 
 def read_series(path: Path, **kwargs) -> Series:

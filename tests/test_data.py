@@ -1,0 +1,130 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import data
+from pipeline.fetch import packaged
+
+SHAMPOO = packaged("shampoo.csv")
+PARSE = {
+    "date_column": "Month",
+    "value_column": "Sales",
+    "date_format": "%Y-%m",
+    "date_prefix": "190",
+    "min_length": 15,
+}
+
+
+def parse(raw: bytes) -> data.Series:
+    return data.parse_series(raw, source="test.csv", **PARSE)
+
+
+@pytest.fixture
+def shampoo() -> np.ndarray:
+    return parse(SHAMPOO).values
+
+
+def test_shipped_series_has_36_months(shampoo):
+    assert len(shampoo) == 36
+    assert shampoo[0] == 266.0 and shampoo[-1] == 646.9
+
+
+def test_persistence_rmse_matches_the_write_up(shampoo):
+    actual = data.test_targets(shampoo, 12)
+    assert round(float(data.rmse(data.persistence_forecast(shampoo, 12), actual)), 3) == 136.761
+
+
+@pytest.mark.parametrize("interval", [1, 2, 12])
+def test_difference_inverts(shampoo, interval):
+    diffs = data.difference(shampoo, interval)
+    assert len(diffs) == len(shampoo) - interval
+    np.testing.assert_array_equal(data.invert_difference(shampoo[:interval], diffs, interval), shampoo[interval:])
+
+
+def test_scale_inverts_and_spans_minus_one_to_one(shampoo):
+    diffs = data.difference(shampoo)
+    scaler = data.fit_scaler(diffs)
+    scaled = data.scale(scaler, diffs)
+    assert scaled.min() == -1.0 and scaled.max() == 1.0
+    np.testing.assert_allclose(data.invert_scale(scaler, scaled), diffs, rtol=0, atol=1e-12)
+
+
+def test_scaler_round_trips_through_its_dict(shampoo):
+    scaler = data.fit_scaler(data.difference(shampoo)[:23])
+    rebuilt = data.scaler_from_dict(data.scaler_to_dict(scaler))
+    np.testing.assert_array_equal(rebuilt.scale_, scaler.scale_)
+    np.testing.assert_array_equal(rebuilt.min_, scaler.min_)
+
+
+def test_frame_inverts():
+    values = np.arange(10.0)
+    x, y = data.frame_lag1(values)
+    assert x.shape == (9, 1)
+    np.testing.assert_array_equal(y[:-1], x[1:, 0])
+    np.testing.assert_array_equal(data.unframe_lag1(x, y), values)
+
+
+def test_split_gives_22_training_and_12_test_pairs(shampoo):
+    x, y = data.frame_lag1(data.difference(shampoo))
+    full = data.split_supervised(x, y, 12, None)
+    last = data.split_supervised(x, y, 12, 12)
+    assert (len(full.y_train), len(full.y_test), len(last.y_train)) == (22, 12, 12)
+    np.testing.assert_array_equal(last.x_train, full.x_train[-12:])
+
+
+def test_scaler_is_fitted_on_the_training_window_only(shampoo):
+    diffs = data.difference(shampoo)
+    span = data.training_diff_span(len(diffs), 12, None)
+    assert (span.start, span.stop) == (0, 23)  # 22 pairs touch differences 0..22
+    assert data.training_diff_span(len(diffs), 12, 12) == slice(10, 23)
+    with pytest.raises(data.DataError, match="too few"):
+        data.training_diff_span(len(diffs), 40, None)
+
+
+def test_invert_forecasts_adds_the_previous_actual(shampoo):
+    diffs = data.difference(shampoo)
+    scaler = data.fit_scaler(diffs[:23])
+    perfect = data.scale(scaler, diffs[-12:])
+    forecasts = data.invert_forecasts(np.stack([perfect, perfect]), scaler, shampoo, 12, 1)
+    np.testing.assert_allclose(forecasts, np.stack([shampoo[-12:]] * 2), rtol=0, atol=1e-9)
+    zero_change = data.scale(scaler, np.zeros(12))
+    np.testing.assert_allclose(
+        data.invert_forecasts(zero_change, scaler, shampoo, 12, 1), data.persistence_forecast(shampoo, 12), atol=1e-9
+    )
+
+
+BAD_INPUTS = {
+    "empty": (b"", "is empty"),
+    "blank": (b"   \n", "is empty"),
+    "wrong header": (b'"Date","Value"\n"1-01",1.0\n', "expected exactly"),
+    "extra column": (b'"Month","Sales","x"\n"1-01",1.0,2\n', "expected exactly"),
+    "no rows": (b'"Month","Sales"\n', "no rows"),
+    "non-numeric": (SHAMPOO.replace(b"145.9", b"lots"), "row 3 \\('lots'\\)"),
+    "nan": (SHAMPOO.replace(b"145.9", b"nan"), "finite number"),
+    "inf": (SHAMPOO.replace(b"183.1", b"inf"), "finite number"),
+    "empty value": (SHAMPOO.replace(b"183.1", b""), "finite number"),
+    "duplicate month": (SHAMPOO.replace(b'"1-02"', b'"1-01"'), "duplicate period '1-01'"),
+    "unordered months": (SHAMPOO.replace(b'"1-02"', b'"1-13"'), "does not parse"),
+    "months out of order": (
+        SHAMPOO.replace(b'"1-02"', b'"1-xx"').replace(b'"1-03"', b'"1-02"').replace(b'"1-xx"', b'"1-03"'),
+        "'1-02' follows '1-03'",
+    ),
+    "too short": (b"\n".join(SHAMPOO.splitlines()[:12]) + b"\n", "at least 15 are needed"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)
+def test_bad_input_is_named(name):
+    raw, message = BAD_INPUTS[name]
+    with pytest.raises(data.DataError, match=message):
+        parse(raw)
+
+
+def test_missing_file_names_the_fix(tmp_path: Path):
+    with pytest.raises(data.DataError, match="does not exist: run the fetch stage"):
+        data.read_series(tmp_path / "nope.csv", **PARSE)
+
+
+def test_min_series_length_covers_the_split():
+    assert data.min_series_length(interval=1, test_size=12) == 15
