@@ -72,8 +72,10 @@ def regimes(cfg: DictConfig) -> list[StateRegime]:
 def main(argv: Sequence[str] | None = None) -> None:
     overrides = list(sys.argv[1:] if argv is None else argv)
     cfg = compose_config(overrides)
-    io.write_text(PARAMS_FILE, "# Generated from conf/ by `python -m pipeline.params`; edit conf/, not this file.\n"
-                  + to_yaml(cfg))
+    io.write_text(
+        PARAMS_FILE,
+        "# Generated from conf/ by `python -m pipeline.params`; edit conf/, not this file.\n" + to_yaml(cfg),
+    )
     print(f"wrote {PARAMS_FILE.relative_to(PROJECT_ROOT)} ({len(regimes(cfg))} regimes, {cfg.repeats} repeats)")
 
 
