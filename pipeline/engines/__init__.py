@@ -6,11 +6,14 @@ engine is one module here plus one config file.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from hydra.utils import instantiate
 
 from pipeline.engines.base import Engine, Problem, TrainedReplicas
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of stage logs
 
 __all__ = ["Engine", "Problem", "TrainedReplicas", "make_engine"]
 

@@ -20,7 +20,9 @@ from pipeline.seeds import epoch_orders
 def build_model(batch_size: int, units: int, stateful: bool):
     """LSTM(units) -> Dense(1) on inputs of one time step and one feature, batch size fixed."""
     import keras
+    import tensorflow as tf
 
+    tf.get_logger().setLevel("ERROR")  # one model per replica retraces by design; the warning is noise here
     inputs = keras.Input(batch_shape=(batch_size, 1, 1))
     lstm = keras.layers.LSTM(units, stateful=stateful)
     outputs = keras.layers.Dense(1)(lstm(inputs))
