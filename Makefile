@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11 and pip:
-#   make study   installs into .venv and runs the whole study (dvc repro) on the embedded defaults
+#   make study   installs into .venv and runs the shampoo study (dvc repro compare) on the embedded defaults
 #   make test    installs into .venv and runs the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -16,7 +16,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 install: $(BIN)/.installed
 
 study: install
-	dvc repro
+	dvc repro compare
 
 test: install
 	pytest

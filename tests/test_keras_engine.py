@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import TINY
 
 from pipeline import data, evaluate, train
 from pipeline.artifacts import load_problem, model_spec, paths
@@ -21,7 +22,7 @@ def study(tmp_path_factory):
     from pipeline.params import compose_config
 
     root = tmp_path_factory.mktemp("study")
-    cfg = compose_config(["repeats=2", "model.epochs=3", "data.source=packaged", "engine=keras"])
+    cfg = compose_config([*TINY, "model.epochs=3", "data.source=packaged", "engine=keras"])
     for stage in (fetch, difference, scale, frame, train):
         stage.run(cfg, root)
     return cfg, root, evaluate.run(cfg, root)

@@ -1,4 +1,4 @@
-"""End to end, as a user runs it: `dvc repro` on a tiny configuration in a copy of the project."""
+"""End to end, as a user runs it: `dvc repro compare` (the shampoo study) on a tiny configuration in a copy."""
 
 import os
 import shutil
@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.params import PROJECT_ROOT, compose_config, regimes
 
-TINY = ["repeats=2", "model.epochs=2", "data.source=packaged"]
+TINY = ["repeats=2", "model.epochs=2", "data.source=packaged", "resume.enabled=false"]
 pytestmark = pytest.mark.slow
 
 
@@ -59,7 +59,7 @@ def ran_stages(output: str) -> list[str]:
 
 def test_dvc_repro_runs_the_study_then_only_what_changed(project):
     run(project, sys.executable, "-m", "pipeline.params", *TINY)
-    first = run(project, "dvc", "repro")
+    first = run(project, "dvc", "repro", "compare")
     assert ran_stages(first) == ["fetch", "difference", "scale", "frame", "train", "evaluate", "compare"]
 
     results = pd.read_csv(project / "reports" / "results.csv")
@@ -68,13 +68,13 @@ def test_dvc_repro_runs_the_study_then_only_what_changed(project):
     assert len(results) == 20 and results.groupby("regime").seed.nunique().eq(2).all()
     assert (project / "reports" / "metrics.json").is_file() and (project / "reports" / "boxplot.png").is_file()
 
-    assert ran_stages(run(project, "dvc", "repro")) == []
+    assert ran_stages(run(project, "dvc", "repro", "compare")) == []
 
     run(project, sys.executable, "-m", "pipeline.params", *TINY, "model.epochs=3")
-    assert ran_stages(run(project, "dvc", "repro")) == ["train", "evaluate", "compare"]
+    assert ran_stages(run(project, "dvc", "repro", "compare")) == ["train", "evaluate", "compare"]
 
     rerun = pd.read_csv(project / "reports" / "results.csv")
     run(project, sys.executable, "-m", "pipeline.params", *TINY)
-    assert "train" in ran_stages(run(project, "dvc", "repro", "--no-run-cache"))  # recompute, don't restore
+    assert "train" in ran_stages(run(project, "dvc", "repro", "--no-run-cache", "compare"))  # recompute, don't restore
     pd.testing.assert_frame_equal(pd.read_csv(project / "reports" / "results.csv"), results)  # same seeds, same bits
     assert not rerun.rmse.equals(results.rmse)

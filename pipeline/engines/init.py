@@ -1,35 +1,89 @@
-"""Initial weights of every replica, drawn from its own seed with Keras's own initializers.
+"""Initial weights of every replica, drawn from its own seed exactly as Keras's initializers draw them.
 
 Both engines start from these arrays, so a replica's initial weights depend on its seed alone,
 whichever engine trains it: glorot-uniform input and dense kernels, an orthogonal recurrent kernel,
 zero biases with the forget gate's bias at one (Keras's ``unit_forget_bias``).
+
+Keras 3 turns an integer seed ``s`` into the stateless seed ``[s mod (2**31 - 2), 0]`` (int32) and
+draws with ``tf.random.stateless_*``; the functions here apply the same TensorFlow ops to a whole
+stack of seeds in one compiled loop, so the result is bit for bit what
+``keras.initializers.GlorotUniform(seed=s)`` / ``Orthogonal(seed=s)`` return, at a fraction of a
+millisecond per replica instead of tens of milliseconds.
 """
 
 from __future__ import annotations
+
+import functools
+import math
 
 import numpy as np
 
 from pipeline.seeds import WEIGHTS_STREAM, stream_seed
 
+_INT32_MODULUS = np.iinfo(np.int32).max - 1  # Keras's backend/tensorflow/random.py `_cast_seed`
+
+
+def stateless_seeds(seeds: np.ndarray) -> np.ndarray:
+    """Keras's stateless seed pair for each integer seed: shape (R, 2), int32."""
+    s = np.asarray(seeds, dtype=np.int64)
+    if s.ndim != 1 or (s < 0).any():
+        raise ValueError(f"seeds must be a 1-d array of non-negative integers, got shape {s.shape}.")
+    return np.stack([s % _INT32_MODULUS, np.zeros_like(s)], axis=1).astype(np.int32)
+
+
+@functools.cache
+def _glorot_uniform(shape: tuple[int, int]):
+    import tensorflow as tf
+
+    fan_in, fan_out = shape
+    limit = math.sqrt(3.0 / max(1.0, (fan_in + fan_out) / 2.0))  # VarianceScaling(1, "fan_avg", "uniform")
+
+    def draw(seed):
+        return tf.random.stateless_uniform(
+            shape, seed=seed, minval=tf.cast(-limit, tf.float32), maxval=tf.cast(limit, tf.float32), dtype=tf.float32
+        )
+
+    return tf.function(lambda seeds: tf.map_fn(draw, seeds, fn_output_signature=tf.float32))
+
+
+@functools.cache
+def _orthogonal(shape: tuple[int, int]):
+    import tensorflow as tf
+
+    rows, cols = shape
+
+    def draw(seed):
+        a = tf.random.stateless_normal((max(rows, cols), min(rows, cols)), seed=seed, dtype=tf.float32)
+        q, r = tf.linalg.qr(a)
+        q = q * tf.sign(tf.linalg.diag_part(r))
+        if rows < cols:
+            q = tf.transpose(q)
+        return tf.reshape(q, shape)  # Keras multiplies by gain 1.0: exact, so left out
+
+    return tf.function(lambda seeds: tf.map_fn(draw, seeds, fn_output_signature=tf.float32))
+
+
+def glorot_uniform(shape: tuple[int, int], seeds: np.ndarray) -> np.ndarray:
+    """``keras.initializers.GlorotUniform(seed=s)(shape)`` for every ``s`` in ``seeds``: (R, *shape)."""
+    return _glorot_uniform(tuple(shape))(stateless_seeds(seeds)).numpy()
+
+
+def orthogonal(shape: tuple[int, int], seeds: np.ndarray) -> np.ndarray:
+    """``keras.initializers.Orthogonal(seed=s)(shape)`` for every ``s`` in ``seeds``: (R, *shape)."""
+    return _orthogonal(tuple(shape))(stateless_seeds(seeds)).numpy()
+
 
 def initial_weights(seeds: np.ndarray, units: int, n_features: int = 1) -> dict[str, np.ndarray]:
     """Stacked float32 initial weights, one replica per seed (layout of ``TrainedReplicas.weights``)."""
-    import keras
-
-    per_replica = []
-    for seed in np.asarray(seeds):
-        s = [stream_seed(int(seed), WEIGHTS_STREAM, i) for i in range(3)]
-        bias = np.zeros(4 * units, dtype=np.float32)
-        bias[units : 2 * units] = 1.0
-        per_replica.append(
-            {
-                "kernel": keras.initializers.GlorotUniform(seed=s[0])((n_features, 4 * units)),
-                "recurrent_kernel": keras.initializers.Orthogonal(seed=s[1])((units, 4 * units)),
-                "bias": bias,
-                "dense_kernel": keras.initializers.GlorotUniform(seed=s[2])((units, 1)),
-                "dense_bias": np.zeros(1, dtype=np.float32),
-            }
-        )
+    streams = np.array(
+        [[stream_seed(int(seed), WEIGHTS_STREAM, i) for i in range(3)] for seed in np.asarray(seeds)], dtype=np.int64
+    ).reshape(-1, 3)
+    bias = np.zeros((len(streams), 4 * units), dtype=np.float32)
+    bias[:, units : 2 * units] = 1.0
     return {
-        name: np.stack([np.asarray(w[name], dtype=np.float32) for w in per_replica]) for name in per_replica[0]
+        "kernel": glorot_uniform((n_features, 4 * units), streams[:, 0]),
+        "recurrent_kernel": orthogonal((units, 4 * units), streams[:, 1]),
+        "bias": bias,
+        "dense_kernel": glorot_uniform((units, 1), streams[:, 2]),
+        "dense_bias": np.zeros((len(streams), 1), dtype=np.float32),
     }

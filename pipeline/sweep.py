@@ -1,0 +1,137 @@
+"""Hydra entry point for sweeps: ``python -m pipeline.sweep -m regime=stateful,stateless,noreset repeats=10,30,100``.
+
+Each job composes ``conf/`` with its overrides and runs the study's stages in process: the same
+``run(cfg, root)`` functions ``dvc repro`` runs, in the same order, with ``root`` the job's own
+output folder (``multirun/<date>/<time>/<num>_<overrides>/``), so jobs never share a file. Finished
+chunks of replicas go to the project's resume cache, so a killed sweep, rerun, trains only what is
+missing. Each job logs its regimes as child runs of the sweep's MLflow parent run.
+
+``SweepCallback`` (registered in ``conf/hydra/default.yaml``) opens that parent run before the jobs
+start, and after the last one writes the sweep's summary to the sweep folder: every job's RMSEs
+(``results.csv``), their distributions side by side (``summary.csv``) and every pair of them tested
+(``tests.csv``), which is how the A-vs-A preset (``-m experiment=a_vs_a``) compares its two runs.
+Nothing imports this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import pandas as pd
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline import compare, difference, evaluate, fetch, frame, io, scale, stats, tracking, train
+from pipeline.params import validate
+
+SWEEP_RESULTS = ("results.csv", "summary.csv", "tests.csv")  # written to the sweep folder after the last job
+# The core study is these stages then compare: dvc.yaml's `python -m pipeline.<stage>` stages, in order. The
+# other write-ups' studies (pipeline.studies.*) take no sweep parameter, so jobs leave them out (a test holds
+# this list to dvc.yaml).
+STAGES = (fetch, difference, scale, frame, train, evaluate)
+
+
+def sweep_dir(hydra_node: Any) -> Path:
+    return Path(hydra_node.sweep.dir).resolve()
+
+
+def swept_keys(folder: Path) -> set[str]:
+    """What a multirun varies: the keys of its sweep overrides (regime=a,b) and of ``hydra.sweeper.params``."""
+    multirun = OmegaConf.load(folder / "multirun.yaml").hydra
+    parsed = OverridesParser.create().parse_overrides(list(multirun.overrides.task))
+    return {o.key_or_group for o in parsed if o.is_sweep_override()} | set(multirun.sweeper.get("params") or {})
+
+
+def job_label(overrides: list[str], keys: set[str]) -> str:
+    """A job's values of the swept keys, e.g. ``regime=stateful,repeats=30``: what tells it from its siblings."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return ",".join(o.input_line for o in parsed if o.key_or_group in keys)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    validate(cfg)
+    job = HydraConfig.get()
+    root = Path(job.runtime.output_dir)
+    multirun = job.mode == RunMode.MULTIRUN
+    label = job_label(list(job.overrides.task), swept_keys(sweep_dir(job))) if multirun else ""
+    parent = tracking.sweep_parent(cfg, sweep_dir(job)) if multirun else None
+    try:
+        for stage in STAGES:
+            stage.run(cfg, root)
+        comparison = compare.run(cfg, root)
+        tables = comparison.tables
+        tracking.log_study(
+            cfg, root, results=tables.results, summary=tables.summary, baselines=tables.baselines,
+            files=comparison.files, kind="sweep", parent=parent, label=label,
+        )
+    except BaseException:
+        if parent is not None:  # the sweep as a whole has failed; the other jobs still log their runs
+            tracking.finish(cfg, parent, failed=True)
+        raise
+
+
+def collect(folder: Path, results_path: str) -> pd.DataFrame:
+    """Every finished job's results under a sweep folder, in job order, labelled by its swept values.
+
+    Column ``sample`` names each (job, regime) distribution: the regime and the job's other swept values.
+    """
+    keys, jobs = swept_keys(folder), []
+    for hydra_dir in folder.glob("**/.hydra"):
+        results = hydra_dir.parent / results_path
+        if results.is_file():
+            num = OmegaConf.load(hydra_dir / "hydra.yaml").hydra.job.num
+            overrides = list(OmegaConf.load(hydra_dir / "overrides.yaml"))
+            table = pd.read_csv(results).assign(job=job_label(overrides, keys))
+            table["sample"] = (table.regime + " " + job_label(overrides, keys - {"regime"})).str.strip()
+            jobs.append((num, table))
+    if not jobs:
+        raise FileNotFoundError(f"no finished job under {folder}: nothing to sum up.")
+    return pd.concat([table for _, table in sorted(jobs, key=lambda job: job[0])], ignore_index=True)
+
+
+def summarize(cfg: DictConfig, folder: Path) -> list[Path]:
+    """Write the sweep's results, per-sample distributions and pairwise tests to ``folder``; their paths."""
+    table = collect(folder, cfg.paths.results)
+    order = list(dict.fromkeys(table["sample"]))
+    summary = table.groupby("sample", sort=False).rmse.describe().loc[order]
+    samples = {}
+    for name, group in table.groupby("sample", sort=False):
+        rows = group.sort_values("repeat")
+        samples[name] = stats.Sample(rows.rmse.to_numpy(np.float64), rows.seed.to_numpy())
+    written = [folder / name for name in SWEEP_RESULTS]
+    io.write_csv(written[0], table[["job", "regime", "repeat", "seed", "rmse"]])
+    io.write_csv(written[1], summary.reset_index())
+    if len(samples) > 1 and min(len(s.values) for s in samples.values()) > 1:
+        tests = stats.pairwise(samples, compare.bootstrap_spec(cfg.stats), cfg.stats.alpha)
+        io.write_csv(written[2], tests)
+        print(tests[["a", "b", "design", "mean_diff", "ci_low", "ci_high", "rank_p_holm", "outcome"]].to_string(
+            index=False, float_format=lambda v: f"{v:.3f}"))
+    else:
+        written.pop()
+    print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"sweep summary: {', '.join(str(p) for p in written)}")
+    return written
+
+
+class SweepCallback(Callback):
+    """Opens the sweep's MLflow parent run before the jobs start; sums the sweep up after the last one."""
+
+    run_id: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.run_id = tracking.start_sweep(config, sweep_dir(config.hydra), list(config.hydra.overrides.task))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = sweep_dir(config.hydra)
+        tracking.finish_sweep(config, self.run_id, folder, summarize(config, folder))
+
+
+if __name__ == "__main__":
+    main()

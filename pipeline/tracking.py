@@ -1,0 +1,338 @@
+"""MLflow tracking of every study run; the only module that imports mlflow.
+
+A study run (one ``dvc repro``, or one sweep) is a parent run; each regime it trained is a child run
+holding the fully resolved config (flattened as params, whole as ``config.yaml``), each repeat's RMSE
+as metric ``rmse`` at ``step=repeat``, the summary statistics as metrics, and as tags the base seed and
+every repeat's seed, the engine, the data's sha256, the git commit, library versions and the DVC
+experiment name. Tables and plots are artifacts: the study's on its parent (a sweep's under
+``jobs/<job>/``), each regime's own results table on its child.
+
+The store is ``tracking.store``, a SQLite file under the project root, unless MLFLOW_TRACKING_URI names
+another (an MLflow server, for sweeps on a cluster). Parallel jobs share it safely: the database and the
+experiment are created under a file lock before any run is logged (a sweep does it once, before its
+jobs start), and MLflow itself waits on SQLite's lock for every write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pandas as pd
+from filelock import FileLock
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+from mlflow.tracking.context.registry import resolve_tags
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.artifacts import paths
+from pipeline.params import ConfigError
+from pipeline.provenance import file_sha256, git_state, library_versions, project_root
+
+SEEDS_PER_TAG = 500  # a tag holds at most 8000 characters: seeds are split over tags "seeds.<first>-<last>"
+SUMMARY_STATS = {"mean": "mean", "std": "std", "min": "min", "25%": "25pct", "50%": "50pct", "75%": "75pct",
+                 "max": "max"}  # describe()'s rows, named as in the DVC metrics
+
+
+@dataclass(frozen=True)
+class StudyRuns:
+    parent: str
+    children: dict[str, str]  # regime -> run id
+
+
+# ---------------------------------------------------------------------------------------------- the store
+
+
+def tracking_uri(cfg: DictConfig) -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        return f"sqlite:///{(project_root() / cfg.tracking.store).resolve()}"
+    if urlparse(uri).scheme in ("", "file"):
+        raise ConfigError(
+            f"MLFLOW_TRACKING_URI={uri} is a plain file store, which current MLflow refuses: use a database, "
+            "e.g. sqlite:////abs/path/mlflow.db, or a server, e.g. http://127.0.0.1:5000."
+        )
+    return uri
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def _creation_lock(uri: str) -> contextlib.AbstractContextManager:
+    """Two processes creating one SQLite database at once race on its schema: only one may do it at a time."""
+    db = _sqlite_path(uri)
+    if db is None:
+        return contextlib.nullcontext()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(f"{db}.lock")
+
+
+@cache
+def client(uri: str) -> MlflowClient:
+    """A client of the store at ``uri``; the store's tables are created (under the lock) when it is new."""
+    with _creation_lock(uri):
+        mlflow = MlflowClient(tracking_uri=uri)
+        mlflow.search_experiments(max_results=1)  # opens the store, creating or migrating its tables
+    return mlflow
+
+
+def experiment_id(cfg: DictConfig) -> str:
+    """Create the store and the experiment if they are missing; their id. Safe to call from parallel jobs."""
+    uri = tracking_uri(cfg)
+    mlflow = client(uri)
+    found = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+    if found is not None:
+        return found.experiment_id
+    db = _sqlite_path(uri)
+    # Artifacts of the embedded store sit beside it, not in whatever directory a job runs from.
+    location = (db.parent / "mlartifacts").as_uri() if db is not None else None
+    try:
+        return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=location)
+    except MlflowException as err:  # another job created it meanwhile
+        if err.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+        return mlflow.get_experiment_by_name(cfg.tracking.experiment).experiment_id
+
+
+# ---------------------------------------------------------------------------------------- what is logged
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"model": {"units": 1}}`` -> ``{"model.units": "1"}``; non-strings as JSON (null, true, [5, 1, 0])."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value if isinstance(value, str) else json.dumps(value)
+    return flat
+
+
+def seed_tags(seeds: Sequence[int]) -> dict[str, str]:
+    """Every repeat's seed, in repeat order: tags "seeds.0-499", "seeds.500-999", ... of comma-separated seeds."""
+    tags = {}
+    for first in range(0, len(seeds), SEEDS_PER_TAG):
+        chunk = seeds[first : first + SEEDS_PER_TAG]
+        tags[f"seeds.{first}-{first + len(chunk) - 1}"] = ",".join(str(int(s)) for s in chunk)
+    return tags
+
+
+def seeds_from_tags(tags: Mapping[str, str]) -> list[int]:
+    chunks = sorted((int(k.split(".")[1].split("-")[0]), v) for k, v in tags.items() if k.startswith("seeds."))
+    return [int(s) for _, v in chunks for s in v.split(",")]
+
+
+def provenance_tags(cfg: DictConfig, root: Path) -> dict[str, str]:
+    """Tags every run of a study carries: engine, seeds' origin, data and code versions, DVC experiment."""
+    git = git_state()
+    tags = {
+        "engine": cfg.engine.name,
+        "base_seed": str(cfg.base_seed),
+        **{f"git.{k}": v for k, v in git.items()},
+        **{f"versions.{k}": v for k, v in library_versions().items()},
+        "dvc.experiment": os.environ.get("DVC_EXP_NAME", ""),  # empty outside `dvc exp run`
+        "dvc.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
+    }
+    raw = paths(cfg, root).raw
+    if raw.is_file():
+        tags["data.sha256"] = file_sha256(raw)
+    return {k: v for k, v in tags.items() if v}
+
+
+def _create_run(cfg: DictConfig, name: str, tags: Mapping[str, str], parent: str | None = None) -> str:
+    extra = {MLFLOW_PARENT_RUN_ID: parent} if parent else {}
+    run = client(tracking_uri(cfg)).create_run(
+        experiment_id(cfg), run_name=name, tags=resolve_tags({**tags, **extra, MLFLOW_RUN_NAME: name})
+    )
+    return run.info.run_id
+
+
+def _log(cfg: DictConfig, run_id: str, *, params: Mapping[str, str] | None = None,
+         tags: Mapping[str, str] | None = None, metrics: Sequence[Metric] = ()) -> None:
+    client(tracking_uri(cfg)).log_batch(
+        run_id, metrics=list(metrics), params=[Param(k, v) for k, v in (params or {}).items()],
+        tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+    )
+
+
+def _log_files(cfg: DictConfig, run_id: str, root: Path, files: Sequence[Path], prefix: str = "") -> None:
+    """Each file under its path relative to ``root`` (reports/boxplot.png), below ``prefix``."""
+    mlflow = client(tracking_uri(cfg))
+    for path in files:
+        relative = Path(path).resolve().relative_to(Path(root).resolve())
+        folder = (Path(prefix) / relative.parent).as_posix()
+        mlflow.log_artifact(run_id, str(path), None if folder == "." else folder)
+
+
+def finish(cfg: DictConfig, run_id: str, failed: bool = False) -> None:
+    status = RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
+    client(tracking_uri(cfg)).set_terminated(run_id, status=status)
+
+
+def _summary_metrics(summary: pd.Series, baselines: pd.DataFrame, timestamp: int) -> list[Metric]:
+    metrics = [Metric(f"rmse_{name}", float(summary[stat]), timestamp, 0) for stat, name in SUMMARY_STATS.items()]
+    metrics += [Metric(f"baseline_{row.model}", float(row.rmse), timestamp, 0) for row in baselines.itertuples()]
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------- studies
+
+
+def log_study(
+    cfg: DictConfig, root: Path, *, results: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame,
+    files: Sequence[Path], kind: str, parent: str | None = None, label: str = "",
+) -> StudyRuns | None:
+    """Log a finished study (its stages' outputs under ``root``); None when tracking is off.
+
+    Without ``parent`` a parent run of ``kind`` ("repro", "sweep") is opened for this study and holds
+    its files; a sweep job passes its sweep's parent, and its files go there under ``jobs/<label>/``.
+    """
+    if not cfg.tracking.enabled:
+        return None
+    config = OmegaConf.to_container(cfg, resolve=True)
+    common = {**provenance_tags(cfg, root), "study.kind": kind}
+    results_file = paths(cfg, root).results
+    if results_file.is_file():
+        common["results.sha256"] = file_sha256(results_file)
+    if label:
+        common["sweep.job"] = label
+    own_parent = parent is None
+    if own_parent:
+        parent = _create_run(cfg, f"{kind} {common.get('dvc.experiment', '')}".strip(), common)
+        _log(cfg, parent, params=flatten(config))
+    folder = "" if own_parent else f"jobs/{label}/"
+    try:
+        client(tracking_uri(cfg)).log_text(parent, OmegaConf.to_yaml(cfg, resolve=True), f"{folder}config.yaml")
+        _log_files(cfg, parent, root, files, folder)
+        children = {
+            regime: _log_regime(cfg, regime, record, results, summary[regime], baselines, common, parent, label)
+            for regime, record in config["regime"].items()
+        }
+    except BaseException:
+        if own_parent:  # a sweep's parent is closed by the sweep
+            finish(cfg, parent, failed=True)
+        raise
+    if own_parent:
+        finish(cfg, parent)
+    return StudyRuns(parent, children)
+
+
+def _log_regime(
+    cfg: DictConfig, regime: str, record: Mapping[str, Any], results: pd.DataFrame, summary: pd.Series,
+    baselines: pd.DataFrame, common: Mapping[str, str], parent: str, label: str,
+) -> str:
+    rows = results[results.regime == regime].sort_values("repeat")
+    child = _create_run(cfg, f"{regime} {label}".strip(), {**common, "regime": regime}, parent)
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+        config["regime"] = {"name": regime, **record}  # this run's regime only, so children compare side by side
+        timestamp = int(time.time() * 1000)
+        per_repeat = [Metric("rmse", float(r.rmse), timestamp, int(r.repeat)) for r in rows.itertuples()]
+        _log(cfg, child, params=flatten(config), tags=seed_tags(rows.seed.tolist()),
+             metrics=per_repeat + _summary_metrics(summary, baselines, timestamp))
+        mlflow = client(tracking_uri(cfg))
+        mlflow.log_text(child, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        mlflow.log_text(child, rows.to_csv(index=False, lineterminator="\n"), "results.csv")
+    except BaseException:
+        finish(cfg, child, failed=True)
+        raise
+    finish(cfg, child)
+    return child
+
+
+# ----------------------------------------------------------------------------------------------- sweeps
+
+
+def start_sweep(cfg: DictConfig, sweep_dir: Path, overrides: Sequence[str]) -> str | None:
+    """Open a sweep's parent run before its jobs start (creating the store then, once); None when off."""
+    if not cfg.tracking.enabled:
+        return None
+    tags = {**provenance_tags(cfg, sweep_dir), "study.kind": "sweep", "sweep.dir": str(sweep_dir),
+            "sweep.overrides": " ".join(overrides)}
+    return _create_run(cfg, f"sweep {' '.join(overrides)}".strip(), tags)
+
+
+def sweep_parent(cfg: DictConfig, sweep_dir: Path) -> str | None:
+    """The parent run that ``start_sweep`` opened for ``sweep_dir`` (the newest, if the folder was reused)."""
+    if not cfg.tracking.enabled:
+        return None
+    found = client(tracking_uri(cfg)).search_runs(
+        [experiment_id(cfg)],
+        filter_string=f"tags.`sweep.dir` = '{sweep_dir}' and tags.`study.kind` = 'sweep'",
+        order_by=["attributes.start_time DESC"], max_results=1,
+    )
+    return found[0].info.run_id if found else None
+
+
+def finish_sweep(cfg: DictConfig, run_id: str | None, sweep_dir: Path, files: Sequence[Path]) -> None:
+    if run_id is None:
+        return
+    _log_files(cfg, run_id, sweep_dir, files)
+    finish(cfg, run_id)
+
+
+# ------------------------------------------------------------------------------------------------ audit
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """What the audit needs from a child run: its config, regime, seeds and every repeat's RMSE."""
+
+    run_id: str
+    config: DictConfig
+    regime: str
+    seeds: list[int]
+    rmse: dict[int, list[float]]  # repeat -> every value recorded at that step (more than one: tampered)
+
+
+def runs_to_audit(cfg: DictConfig, run_id: str) -> list[str]:
+    """``run_id`` itself if it is a regime's run, else its children (a study's parent run)."""
+    mlflow = client(tracking_uri(cfg))
+    run = mlflow.get_run(run_id)
+    if "regime" in run.data.tags:
+        return [run_id]
+    children = mlflow.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run_id}'",
+        order_by=["attributes.start_time ASC"],
+    )
+    if not children:
+        raise ValueError(f"run {run_id} is neither a regime's run nor the parent of any: nothing to audit.")
+    return [child.info.run_id for child in children]
+
+
+def recorded_run(cfg: DictConfig, run_id: str) -> RecordedRun:
+    mlflow = client(tracking_uri(cfg))
+    run = mlflow.get_run(run_id)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small file: no progress bar
+    with tempfile.TemporaryDirectory() as tmp:
+        config = OmegaConf.load(mlflow.download_artifacts(run_id, "config.yaml", tmp))
+    rmse: dict[int, list[float]] = {}
+    for metric in mlflow.get_metric_history(run_id, "rmse"):
+        rmse.setdefault(metric.step, []).append(metric.value)
+    return RecordedRun(run_id, config, run.data.tags["regime"], seeds_from_tags(run.data.tags), rmse)
+
+
+def runs_with_results(cfg: DictConfig, sha256: str) -> list[str]:
+    """Regime runs that recorded a results file with these exact bytes."""
+    found = client(tracking_uri(cfg)).search_runs(
+        [experiment_id(cfg)], filter_string=f"tags.`results.sha256` = '{sha256}' and tags.regime != ''"
+    )
+    return [run.info.run_id for run in found]
+
+
+def set_tags(cfg: DictConfig, run_id: str, tags: Mapping[str, str]) -> None:
+    _log(cfg, run_id, tags=tags)

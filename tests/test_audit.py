@@ -1,0 +1,95 @@
+"""The determinism audit on a tiny study: equal bits pass, a tampered result fails, bad input is named."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from omegaconf import OmegaConf
+
+from pipeline import audit, evaluate, tracking
+from pipeline.artifacts import paths
+from pipeline.params import PROJECT_ROOT, compose_config
+
+OVERRIDES = ["regime=stateful", "repeats=2", "model.epochs=2", "data.source=packaged", "resume.enabled=false"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A tiny study trained, evaluated and logged to its own store: (uri, root, logged runs)."""
+    root = tmp_path_factory.mktemp("study")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        # The baselines' model fits take longer than this study's LSTMs and are not audited.
+        mp.setattr(evaluate.baselines, "score", lambda *_: pd.DataFrame({"model": ["persistence"], "rmse": [1.0]}))
+        cfg = compose_config(OVERRIDES)
+        for stage in (*audit.STAGES, evaluate):
+            results = stage.run(cfg, root)
+        (root / "params.yaml").write_text(OmegaConf.to_yaml(cfg))
+        summary = results.pivot(index="repeat", columns="regime", values="rmse").describe()
+        p = paths(cfg, root)
+        logged = tracking.log_study(cfg, root, results=results, summary=summary,
+                                    baselines=pd.read_csv(p.baselines), files=[p.results], kind="repro")
+    return uri, root, logged
+
+
+@pytest.fixture
+def store(study, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", study[0])
+    monkeypatch.setattr(audit, "enable_determinism", lambda: None)  # in-process: keep TF's global switch off
+    return MlflowClient(study[0])
+
+
+@pytest.mark.slow
+def test_auditing_a_logged_run_reproduces_every_bit_and_tags_it(study):
+    uri, _, logged = study
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "CI": "true"}
+    done = subprocess.run([sys.executable, "-m", "pipeline.audit", logged.parent], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "bit-identical: 2/2 repeats" in done.stdout
+    tags = MlflowClient(uri).get_run(logged.children["stateful"]).data.tags
+    assert tags["audit"] == "bit-identical: 2/2 repeats" and "audit.time" in tags
+
+
+def test_a_results_file_is_audited_against_the_config_beside_it(study, store, capsys):
+    _, root, logged = study
+    assert audit.main([str(root / "reports" / "results.csv")]) == 0
+    assert "bit-identical: 2/2 repeats" in capsys.readouterr().out
+    assert store.get_run(logged.children["stateful"]).data.tags["audit"].startswith("bit-identical")
+
+
+def test_a_result_off_by_one_bit_is_a_mismatch(study, store, tmp_path, capsys):
+    _, root, _ = study
+    results = pd.read_csv(root / "reports" / "results.csv")
+    results.loc[1, "rmse"] = np.nextafter(results.loc[1, "rmse"], np.inf)  # the smallest change a float allows
+    (tmp_path / "reports").mkdir()
+    results.to_csv(tmp_path / "reports" / "results.csv", index=False)
+    (tmp_path / "params.yaml").write_bytes((root / "params.yaml").read_bytes())
+
+    assert audit.main([str(tmp_path / "reports" / "results.csv")]) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH: 1/2 repeats differ" in out and "no tracked run recorded exactly this results file" in out
+
+
+def test_compare_checks_bits_and_seeds():
+    recorded = pd.DataFrame({"regime": "a", "repeat": [0, 1, 2], "seed": [7, 8, 9], "rmse": [1.0, 2.0, 3.0]})
+    recomputed = recorded.copy()
+    recomputed.loc[1, "rmse"] = np.nextafter(2.0, 3.0)
+    recomputed.loc[2, "seed"] = 10
+    table = audit.compare(recorded, recomputed)
+    assert table.identical.tolist() == [True, False, False]
+    assert audit.verdict(table) == "MISMATCH: 2/3 repeats differ"
+    assert audit.verdict(audit.compare(recorded, recorded)) == "bit-identical: 3/3 repeats"
+
+
+def test_what_cannot_be_audited_is_named(store, tmp_path, capsys):
+    assert audit.main(["0123456789abcdef0123456789abcdef"]) == 2
+    assert "cannot audit 0123456789abcdef0123456789abcdef" in capsys.readouterr().err
+    pd.DataFrame({"regime": ["a"], "repeat": [0], "seed": [1], "rmse": [1.0]}).to_csv(tmp_path / "r.csv")
+    assert audit.main([str(tmp_path / "r.csv")]) == 2
+    assert "pass the study's config with --config" in capsys.readouterr().err

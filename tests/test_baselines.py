@@ -1,0 +1,62 @@
+"""Classical baselines: the same walk-forward months and RMSE as the LSTMs."""
+
+from io import BytesIO
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from pipeline import baselines, data, fetch
+
+SHAMPOO = pd.read_csv(BytesIO(fetch.packaged("shampoo.csv")))["Sales"].to_numpy(np.float64)
+CFG = OmegaConf.create({"season": 12, "arima_order": [1, 1, 0], "ets_trend": "add"})  # a quick ARIMA to refit
+
+
+def test_walk_forward_shows_each_forecaster_exactly_the_past():
+    seen = []
+
+    def record(history: np.ndarray) -> float:
+        seen.append(history.copy())
+        return float(len(history))
+
+    raw = np.arange(10.0) * 3
+    forecasts = baselines.walk_forward(raw, 4, record)
+    np.testing.assert_array_equal(forecasts, [6, 7, 8, 9])
+    for history, t in zip(seen, range(6, 10), strict=True):
+        np.testing.assert_array_equal(history, raw[:t])
+
+
+def test_seasonal_naive_repeats_the_same_month_a_season_earlier():
+    season = np.tile([10.0, 30.0, 20.0, 50.0], 5)
+    np.testing.assert_array_equal(baselines.walk_forward(season, 8, baselines.seasonal_naive(4)), season[-8:])
+    forecasts = baselines.walk_forward(SHAMPOO, 12, baselines.seasonal_naive(12))
+    np.testing.assert_array_equal(forecasts, SHAMPOO[12:24])
+
+
+def test_seasonal_naive_needs_a_full_season_of_history():
+    with pytest.raises(ValueError, match=r"baselines\.season"):
+        baselines.walk_forward(np.arange(10.0), 5, baselines.seasonal_naive(12))
+
+
+def test_exponential_smoothing_with_trend_follows_a_straight_line():
+    line = 50.0 + 4.0 * np.arange(30)
+    forecasts = baselines.walk_forward(line, 6, baselines.exponential_smoothing("add"))
+    np.testing.assert_allclose(forecasts, line[-6:], atol=0.5)
+    np.testing.assert_array_equal(forecasts, baselines.walk_forward(line, 6, baselines.exponential_smoothing("add")))
+
+
+def test_arima_forecasts_a_noisy_random_walk_near_its_last_value():
+    walk = 100 + np.cumsum(np.random.default_rng(0).normal(0, 1, 60))
+    forecasts = baselines.walk_forward(walk, 5, baselines.arima((1, 1, 0)))
+    assert np.all(np.abs(forecasts - walk[-6:-1]) < 3)
+
+
+def test_score_on_the_shampoo_series():
+    table = baselines.score(SHAMPOO, 12, CFG)
+    assert list(table.model) == ["persistence", "seasonal_naive_12", "exp_smoothing", "arima_1_1_0"]
+    rmse = dict(zip(table.model, table.rmse, strict=True))
+    assert rmse["persistence"] == pytest.approx(136.761, abs=5e-4)  # the write-up's figure
+    actual = data.test_targets(SHAMPOO, 12)
+    assert rmse["seasonal_naive_12"] == pytest.approx(float(data.rmse(SHAMPOO[12:24], actual)))
+    assert np.isfinite(table.rmse).all() and table.description.str.len().gt(0).all()

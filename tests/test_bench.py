@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from pipeline import bench
+from pipeline.engines.base import Problem
+
+
+def test_law_summary_tells_equal_from_shifted_distributions():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(100, 5, 200), rng.normal(100, 5, 200)
+    same = bench.law_summary(a, b)
+    shifted = bench.law_summary(a, b + 5)
+    assert same["ks_p"] > 0.05 and same["mannwhitney_p"] > 0.05
+    assert shifted["ks_p"] < 1e-6 and shifted["mannwhitney_p"] < 1e-6
+
+
+def test_mean_ci_covers_the_mean_and_narrows_with_n():
+    rng = np.random.default_rng(1)
+    small, large = rng.normal(10, 2, 30), rng.normal(10, 2, 3000)
+    m, low, high = bench.mean_ci(small)
+    assert low < m < high
+    _, low_l, high_l = bench.mean_ci(large)
+    assert high_l - low_l < (high - low) / 5
+    assert low_l < 10 < high_l
+
+
+def test_lengthened_repeats_the_training_rows_only():
+    x = np.arange(6, dtype=np.float32).reshape(3, 2)
+    p = Problem(x, np.arange(3, dtype=np.float32), x[:1], np.zeros(1, np.float32))
+    longer = bench.lengthened(p, 3)
+    assert longer.x_train.shape == (9, 2) and longer.y_train.shape == (9,)
+    np.testing.assert_array_equal(longer.x_train[3:6], x)
+    assert longer.x_test is p.x_test
+
+
+def _numbers(line: str) -> list[float]:
+    return [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", line)]
+
+
+@pytest.mark.slow
+def test_bench_prints_every_section(capsys):
+    bench.main(
+        [
+            "regime=[stateless,stateful_batch12]", "engine.workers=1",  # Hydra overrides go first
+            "--repeats", "20", "--epochs", "2", "--keras-epochs", "1", "--replicas", "1", "20",
+            "--scaling-epochs", "1", "2", "--lengths", "1", "2", "--base-replicas", "8", "--base-epochs", "1",
+            "--law", "--law-repeats", "3", "--law-workers", "1", "--law-regimes", "stateless",
+        ]
+    )
+    out = capsys.readouterr().out
+    study = out[out.index("study: 2 regimes x 20 repeats x 2 epochs") :]
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in study.splitlines()[2:4]}
+    assert set(rows) == {"stateless", "stateful_batch12"}
+    assert all(seconds > 0 and 20 < rmse < 1000 for seconds, rmse in rows.values())
+    assert re.search(r"wall time [\d.]+ s .* peak memory [\d.]+ GiB", out)
+    ratio = float(re.search(r"ratio:\s+([\d.e+]+)x", out).group(1))
+    assert ratio > 1
+    assert "scaled linearly to 2 epochs" in out
+    scaling = out[out.index("scaling on stateless") :]
+    assert [_numbers(line)[:2] for line in scaling.splitlines()[2:6]] == [[1, 1], [20, 1], [8, 1], [8, 2]]
+    assert "training rows" in scaling and re.search(r"^\s+44\s+[\d.e-]+$", scaling, re.M)
+    law = out[out.index("law: 3 models") :]
+    law_rows = [line for line in law.splitlines() if line.strip().startswith("stateless")]
+    assert [line.split()[1] for line in law_rows] == ["vectorized", "keras"]
+    p_values = _numbers(law_rows[0])[-2:]
+    assert all(0 <= p <= 1 for p in p_values)

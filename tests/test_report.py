@@ -1,0 +1,114 @@
+"""The report renders every section, with every plot embedded, from a tiny made-up study."""
+
+import base64
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pipeline import compare, data, report
+from pipeline.artifacts import paths
+
+SECTIONS = [
+    "# How should an LSTM's state be managed?",
+    "## The question",
+    "## Setup",
+    "## RMSE per regime",
+    "## The write-up's expectations",
+    "## Every pair of regimes",
+    "## Why pairing matters",
+    "## How many repeats are enough?",
+    "## Forecasts of the median repeat",
+]
+
+
+def write_png(path: Path) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plt.imsave(path, np.eye(4))
+    return path.read_bytes()
+
+
+def headings(markdown: str) -> list[str]:
+    return [line for line in markdown.splitlines() if line.startswith("#")]
+
+
+@pytest.fixture
+def rendered(evaluated):
+    cfg, root = evaluated(6)
+    studies = paths(cfg, root).studies
+    write_png(studies / "echo.png")
+    (studies / "echo.md").write_text("# Echo memory\n\nShare solved.\n\n## Per step\n\n![steps](echo.png)\n")
+    (studies / "alphabet.md").write_text("Accuracy over seeds, no heading of its own.\n")
+    comparison = compare.run(cfg, root)
+    return SimpleNamespace(
+        cfg=cfg, root=root, comparison=comparison, md=comparison.report.read_text(), html=comparison.html.read_text()
+    )
+
+
+def test_every_section_renders_in_order_with_one_section_per_study(rendered):
+    markdown = rendered.md
+    found = headings(markdown)
+    starts = [next(i for i, h in enumerate(found) if h.startswith(s)) for s in SECTIONS]
+    assert starts == sorted(starts)
+    studies = [h for h in found if h in ("## Alphabet", "## Echo memory")]
+    assert studies == ["## Alphabet", "## Echo memory"] and "### Per step" in found  # sorted, headings shifted
+    assert markdown.index("## Echo memory") > markdown.index("## Forecasts of the median repeat")
+
+
+def test_setup_records_checksum_engine_seeds_and_config(rendered):
+    cfg, markdown = rendered.cfg, rendered.md
+    setup = markdown[markdown.index("## Setup") : markdown.index("## RMSE per regime")]
+    assert data.file_sha256(paths(cfg, rendered.root).raw) in setup and "matches the pinned checksum" in setup
+    assert f"engine `{cfg.engine.name}`" in setup and "paired design" in setup
+    first_seed = int(rendered.comparison.tables.results.sort_values("repeat").seed.iloc[0])
+    assert f"0: {first_seed}" in setup
+    assert "```yaml" in setup and "equivalence_margin:" in setup
+
+
+def test_tables_carry_the_tests_intervals_and_verdicts(rendered):
+    cfg, markdown = rendered.cfg, rendered.md
+    verdicts = markdown[markdown.index("## The write-up's expectations") : markdown.index("## Every pair")]
+    rows = [line for line in verdicts.splitlines() if re.match(r"\| \d ", line)]
+    assert len(rows) == 6 and all(line.rstrip(" |").split("|")[-1].strip() in report.VERDICT_WORDS for line in rows)
+    assert "equivalent by construction" in verdicts and "(Holm)" in verdicts
+    pairs = markdown[markdown.index("## Every pair") : markdown.index("## Why pairing")]
+    assert pairs.count("\n| stateful ") == len(cfg.regime) - 1
+    assert "beats persistence" in markdown and "| persistence " in markdown
+    assert f"repeats for ±{cfg.stats.equivalence_margin}" in markdown
+    paired = rendered.comparison.tables.tests.query("design == 'paired'")
+    assert f"narrower for {(paired.width_ratio < 1).sum()} of them" in markdown
+    assert "luck cancels in the difference" in markdown  # the made-up repeats share most of their luck
+
+
+def test_every_image_resolves_and_is_embedded_in_the_html(rendered):
+    comparison, markdown, page = rendered.comparison, rendered.md, rendered.html
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert len(links) == 4 and "studies/echo.png" in links  # box, SE, forecasts, the study's figure
+    here = comparison.report.parent
+    assert all((here / link).is_file() for link in links)
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert len(sources) == len(links) and all(s.startswith("data:image/png;base64,") for s in sources)
+    embedded = {base64.b64decode(s.split(",", 1)[1]) for s in sources}
+    assert (here / "studies/echo.png").read_bytes() in embedded and comparison.plots[0].read_bytes() in embedded
+    assert 'class="supported"' in page and "<details>" in page and "<table>" in page
+
+
+def test_a_fragment_becomes_one_section_with_links_relative_to_the_report(tmp_path):
+    fragment = tmp_path / "reports" / "studies" / "sine" / "sine.md"
+    fragment.parent.mkdir(parents=True)
+    fragment.write_text("### Loop vs single fit\n\n#### Detail\n\n![fit](plots/fit.png) and ![web](https://x/y.png)\n")
+    text = report.study_section(fragment, tmp_path / "reports")
+    assert headings(text) == ["## Loop vs single fit", "### Detail"]
+    assert "](studies/sine/plots/fit.png)" in text and "](https://x/y.png)" in text
+
+
+def test_html_refuses_a_link_to_a_missing_image(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"gone\.png"):
+        report.to_html("![lost](gone.png)\n", tmp_path)

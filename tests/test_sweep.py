@@ -1,0 +1,105 @@
+"""The Hydra sweep entry: its stages, its labels, the A-vs-A preset, and real multiruns on both launchers."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from mlflow import MlflowClient
+from omegaconf import OmegaConf
+
+from pipeline import audit, compare, sweep
+from pipeline.params import CONF_DIR, PROJECT_ROOT
+
+TINY = ("repeats=2", "model.epochs=2", "data.source=packaged")
+
+
+def test_jobs_run_the_core_stages_of_dvc_yaml_in_order():
+    stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
+    core = [m.group(1) for s in stages.values() if (m := re.fullmatch(r"python -m pipeline\.(\w+)", s["cmd"]))]
+    assert [m.__name__.removeprefix("pipeline.") for m in (*sweep.STAGES, compare)] == core
+    assert sweep.STAGES[:-1] == audit.STAGES  # the audit re-runs them up to the evaluate stage's scoring
+
+
+def test_a_job_is_labelled_by_the_values_its_sweep_varies(tmp_path):
+    multirun = {"hydra": {"overrides": {"task": ["regime=stateful,noreset", "repeats=2", "experiment=a_vs_a"]},
+                          "sweeper": {"params": {"base_seed": "1,2"}}}}
+    OmegaConf.save(multirun, tmp_path / "multirun.yaml")
+    keys = sweep.swept_keys(tmp_path)
+    assert keys == {"regime", "base_seed"}
+    assert sweep.job_label(["regime=noreset", "repeats=2", "experiment=a_vs_a", "base_seed=2"], keys) == (
+        "regime=noreset,base_seed=2")
+
+
+def hydra_config(*overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_the_a_vs_a_preset_sweeps_two_base_seeds_of_one_regime():
+    cfg = hydra_config("experiment=a_vs_a")
+    assert list(cfg.regime) == ["stateful"] and cfg.repeats == 10
+    assert cfg.hydra.sweeper.params.base_seed == "1,2"
+
+
+def test_the_local_parallel_launcher_is_the_default():
+    launcher = hydra_config().hydra.launcher
+    assert launcher._target_.endswith("JoblibLauncher") and launcher.backend == "loky"
+    assert hydra_config().hydra.callbacks.study._target_ == "pipeline.sweep.SweepCallback"
+
+
+def run_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "CI": "true"}
+    cmd = [sys.executable, "-m", "pipeline.sweep", "-m", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}",
+           f"resume.cache={tmp_path / 'cache'}", *overrides]
+    done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def sweep_runs(tmp_path: Path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    found = client.search_runs([client.get_experiment_by_name("lstm-state-study").experiment_id])
+    parents = [r for r in found if "regime" not in r.data.tags]
+    return client, parents, [r for r in found if "regime" in r.data.tags]
+
+
+@pytest.mark.slow
+def test_a_parallel_multirun_keeps_jobs_apart_and_logs_them_under_one_parent(tmp_path):
+    run_sweep(tmp_path, "regime=stateful,noreset", "hydra.launcher.n_jobs=2")
+
+    jobs = sorted(p.parent for p in (tmp_path / "sweep").glob("*/.hydra"))
+    assert [j.name.split("_")[0] for j in jobs] == ["0", "1"]
+    for job, regime in zip(jobs, ["stateful", "noreset"], strict=True):
+        assert set(pd.read_csv(job / "reports" / "results.csv").regime) == {regime}  # its own outputs only
+    table = pd.read_csv(tmp_path / "sweep" / "results.csv")
+    assert list(table.job.unique()) == ["regime=stateful", "regime=noreset"] and len(table) == 4
+    assert len(pd.read_csv(tmp_path / "sweep" / "tests.csv")) == 1
+
+    client, parents, children = sweep_runs(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert parents[0].data.tags["sweep.dir"] == str((tmp_path / "sweep").resolve())
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert sorted(c.data.tags["sweep.job"] for c in children) == ["regime=noreset", "regime=stateful"]
+    assert all(len(client.get_metric_history(c.info.run_id, "rmse")) == 2 for c in children)
+    logged = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"results.csv", "summary.csv", "tests.csv", "jobs"} <= logged
+
+
+@pytest.mark.slow
+def test_the_cluster_launcher_when_its_extra_is_installed(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[cluster]'")
+    slurm = hydra_config("hydra/launcher=slurm").hydra.launcher
+    assert slurm._target_.endswith("SlurmLauncher") and slurm.submitit_folder.endswith(".submitit/%j")
+    # The same plugin's local executor runs the jobs as subprocesses, as Slurm would on its nodes.
+    run_sweep(tmp_path, "hydra/launcher=submitit_local", "regime=stateful")
+    assert len(pd.read_csv(tmp_path / "sweep" / "results.csv")) == 2
+    _, parents, children = sweep_runs(tmp_path)
+    assert len(parents) == 1 and len(children) == 1

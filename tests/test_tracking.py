@@ -1,0 +1,220 @@
+"""MLflow tracking against real stores: a SQLite file in tmp_path, two parallel writers, and an `mlflow server`."""
+
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from pipeline import fetch, io, tracking
+from pipeline.artifacts import paths
+from pipeline.params import ConfigError, compose_config
+from pipeline.provenance import file_sha256
+from pipeline.seeds import repeat_seeds
+
+REGIMES = ("stateful", "noreset")
+OVERRIDES = ("regime=[stateful,noreset]", "repeats=3", "model.epochs=2", "data.source=packaged")
+
+
+def finished_study(root: Path, shift: float = 0.0):
+    """A study folder as the compare stage leaves it (made-up RMSEs, the real data file): cfg and log_study's inputs."""
+    cfg = compose_config(list(OVERRIDES))
+    fetch.run(cfg, root)
+    seeds = repeat_seeds(cfg.base_seed, cfg.repeats).astype(np.int64)
+    rng = np.random.default_rng(3)
+    results = pd.concat(
+        [pd.DataFrame({"regime": r, "repeat": range(3), "seed": seeds, "rmse": 100 + shift + rng.random(3) * 10})
+         for r in REGIMES],
+        ignore_index=True,
+    )
+    p = paths(cfg, root)
+    io.write_csv(p.results, results)
+    baselines = pd.DataFrame({"model": ["persistence"], "rmse": [136.761]})
+    io.write_csv(p.baselines, baselines)
+    summary = results.pivot(index="repeat", columns="regime", values="rmse")[list(REGIMES)].describe()
+    inputs = {"results": results, "summary": summary, "baselines": baselines, "files": [p.results, p.baselines]}
+    return cfg, inputs
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def runs(uri: str) -> list:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("lstm-state-study")
+    return client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+def test_a_study_is_a_parent_run_with_one_child_per_regime(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("DVC_EXP_NAME", "sunny-pads")
+    cfg, inputs = finished_study(tmp_path / "study")
+    logged = tracking.log_study(cfg, tmp_path / "study", kind="repro", **inputs)
+
+    client = MlflowClient(store)
+    parent = client.get_run(logged.parent)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["study.kind"] == "repro" and parent.data.tags["dvc.experiment"] == "sunny-pads"
+    assert parent.data.params["regime.noreset.reset_after_epoch"] == "false"  # the whole config, flattened
+    assert {a.path for a in client.list_artifacts(logged.parent, "reports")} == {
+        "reports/results.csv", "reports/baselines.csv"}
+    assert set(logged.children) == set(REGIMES)
+    results = inputs["results"]
+    for regime, run_id in logged.children.items():
+        run = client.get_run(run_id)
+        rows = results[results.regime == regime]
+        assert run.data.tags["mlflow.parentRunId"] == logged.parent
+        assert run.data.params["regime.name"] == regime and run.data.params["model.epochs"] == "2"
+        assert "regime.stateful.stateful" not in run.data.params  # each child holds its own regime only
+        history = sorted(client.get_metric_history(run_id, "rmse"), key=lambda m: m.step)
+        assert [m.step for m in history] == [0, 1, 2]
+        np.testing.assert_array_equal([m.value for m in history], rows.rmse.to_numpy())  # exact, bit for bit
+        assert run.data.metrics["rmse_mean"] == pytest.approx(rows.rmse.mean())
+        assert run.data.metrics["rmse_50pct"] == pytest.approx(rows.rmse.median())
+        assert run.data.metrics["baseline_persistence"] == 136.761
+        tags = run.data.tags
+        assert tracking.seeds_from_tags(tags) == rows.seed.tolist()
+        assert tags["base_seed"] == "1" and tags["engine"] == cfg.engine.name and tags["regime"] == regime
+        assert tags["data.sha256"] == cfg.data.sha256
+        assert tags["results.sha256"] == file_sha256(tmp_path / "study" / cfg.paths.results)
+        assert tags["versions.tensorflow"].startswith("2.") and tags["versions.mlflow"].startswith("3.")
+        assert len(tags.get("git.commit", "0" * 40)) == 40
+        logged_rows = pd.read_csv(client.download_artifacts(run_id, "results.csv", str(tmp_path)))
+        pd.testing.assert_frame_equal(logged_rows, rows.reset_index(drop=True))
+        config = Path(client.download_artifacts(run_id, "config.yaml", str(tmp_path))).read_text()
+        assert "noreset:" in config and "epochs: 2" in config
+
+
+def test_tracking_off_logs_nothing(store, tmp_path):
+    cfg, inputs = finished_study(tmp_path)
+    cfg.tracking.enabled = False
+    assert tracking.log_study(cfg, tmp_path, kind="repro", **inputs) is None
+    assert not (Path(store.removeprefix("sqlite:///"))).exists()
+
+
+def test_the_store_defaults_to_sqlite_under_the_project_and_refuses_file_stores(monkeypatch, tmp_path):
+    cfg = compose_config([])
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    from pipeline.params import PROJECT_ROOT
+
+    assert tracking.tracking_uri(cfg) == f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))  # a queued experiment logs to its parent repository's store
+    assert tracking.tracking_uri(cfg) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "./mlruns")
+    with pytest.raises(ConfigError, match="sqlite:///"):
+        tracking.tracking_uri(cfg)
+
+
+def test_seeds_split_over_tags_that_fit_mlflow_limits():
+    seeds = [4_000_000_000 - i for i in range(1234)]
+    tags = tracking.seed_tags(seeds)
+    assert list(tags) == ["seeds.0-499", "seeds.500-999", "seeds.1000-1233"]
+    assert max(len(v) for v in tags.values()) <= 8000
+    assert tracking.seeds_from_tags({**tags, "seedless": "x"}) == seeds
+
+
+def test_flatten_writes_values_as_yaml_would():
+    flat = tracking.flatten({"a": {"b": 1, "c": None, "d": [5, 1, 0]}, "e": True, "f": "text", "g": 0.001})
+    assert flat == {"a.b": "1", "a.c": "null", "a.d": "[5, 1, 0]", "e": "true", "f": "text", "g": "0.001"}
+
+
+def _log_three_studies(uri: str, root: str, shift: float) -> list[str]:
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    parents = []
+    for i in range(3):
+        cfg, inputs = finished_study(Path(root) / str(i), shift)
+        parents.append(tracking.log_study(cfg, Path(root) / str(i), kind="repro", **inputs).parent)
+    return parents
+
+
+def test_two_jobs_logging_in_parallel_to_one_new_store(tmp_path):
+    """Both start on a store that does not exist yet: creating it is the race the file lock settles."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        jobs = [pool.apply_async(_log_three_studies, (uri, str(tmp_path / f"job{j}"), 50.0 * j)) for j in range(2)]
+        parents = [p for job in jobs for p in job.get(timeout=240)]
+    logged = runs(uri)
+    assert len(MlflowClient(uri).search_experiments()) == 2  # Default and ours: created once
+    assert len(set(parents)) == 6 and len(logged) == 6 * (1 + len(REGIMES))
+    assert all(run.info.status == "FINISHED" for run in logged)
+    children = [run for run in logged if "regime" in run.data.tags]
+    assert all(len(MlflowClient(uri).get_metric_history(run.info.run_id, "rmse")) == 3 for run in children)
+    assert {run.data.tags["mlflow.parentRunId"] for run in children} == set(parents)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rest(base: str, path: str, payload: dict | None = None, **query: str) -> dict:
+    url = f"{base}/api/2.0/mlflow/{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+           "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+           "--artifacts-destination", str(tmp_path / "server-artifacts")]
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below, after the server
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()}")
+                time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_runs_logged_through_a_server_are_found_by_its_rest_api(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    cfg, inputs = finished_study(tmp_path / "study")
+    logged = tracking.log_study(cfg, tmp_path / "study", kind="repro", **inputs)
+
+    experiment = rest(server, "experiments/get-by-name", experiment_name="lstm-state-study")["experiment"]
+    found = rest(server, "runs/search", {"experiment_ids": [experiment["experiment_id"]],
+                                         "filter": "tags.regime = 'noreset'"})["runs"]
+    assert [r["info"]["run_id"] for r in found] == [logged.children["noreset"]]
+    tags = {t["key"]: t["value"] for t in found[0]["data"]["tags"]}
+    assert tags["mlflow.parentRunId"] == logged.parent
+    history = rest(server, "metrics/get-history", run_id=logged.children["noreset"], metric_key="rmse")["metrics"]
+    expected = inputs["results"].query("regime == 'noreset'").rmse.tolist()
+    assert [m["value"] for m in sorted(history, key=lambda m: m["step"])] == expected
+    artifacts = rest(server, "artifacts/list", run_id=logged.children["noreset"])["files"]
+    assert {"config.yaml", "results.csv"} <= {a["path"] for a in artifacts}
