@@ -31,4 +31,5 @@ def epoch_orders(seed: int, n_rows: int, epochs: int, shuffle: bool) -> np.ndarr
     if not shuffle:
         return np.broadcast_to(np.arange(n_rows), (epochs, n_rows))
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(SHUFFLE_STREAM,)))
-    return np.stack([rng.permutation(n_rows) for _ in range(epochs)])
+    # One permuted() call draws exactly what a permutation() per epoch would, many times faster.
+    return rng.permuted(np.tile(np.arange(n_rows), (epochs, 1)), axis=1)
