@@ -337,7 +337,7 @@ def load_manifest(reference: Path) -> dict:
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="scripts/reproduce",
-        description=__doc__.splitlines()[0],
+        description="Rebuild the CI-sized study in a clean copy, audit it and judge it against reference/.",
         epilog="exit status: 0 reproduced, 1 error, 2 bad arguments, 3 drift, 4 nondeterminism",
     )
     parser.add_argument("--refresh", action="store_true", help="rewrite reference/ from this run instead of judging")
