@@ -38,11 +38,12 @@ def test_summary_rates_over_seeds():
     capped = solved.copy()
     capped[:, 1, 3] = False  # a memoryless model that always answers 3 after 2
     capped[2, 0, 0] = False  # ... and one seed that also misses a step
-    s = echo.summarise({"lstm": solved, "control": capped}, WRITE_UP)
+    s = echo.summarise({"lstm": solved, "control": capped}, {"lstm": np.ones(3), "control": np.arange(3.0)}, WRITE_UP)
     assert s["memoryless_cap"] == 7 / 8
     assert s["lstm"]["solved"]["count"] == 3 and s["lstm"]["above_cap"]["count"] == 3
     assert s["control"]["solved"]["count"] == 0 and s["control"]["at_cap"]["count"] == 2
     assert s["control"]["above_cap"]["count"] == 0 and s["control"]["conflicting_steps_right"]["count"] == 0
+    assert s["control"]["final_loss"]["median"] == 1.0
 
 
 def test_predictions_read_as_one_group_per_sequence():

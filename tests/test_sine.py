@@ -33,11 +33,11 @@ def test_first_difference_is_the_first_epoch_that_differs_in_any_bit():
 
 
 def test_compare_flags_equality_and_where_the_reset_case_departs():
-    x, y = np.full((4, 1, 1), 0.5, np.float32), np.zeros((4, 1), np.float32)
+    y = np.array([[0.0], [1.0], [0.0], [1.0]], np.float32)
+    x = (y + 0.5).reshape(4, 1, 1)  # shaped as the model's input, not as its targets
     losses = {"loop": np.array([3.0, 2.0, 1.0]), "single": np.array([3.0, 2.0, 1.0]),
               "loop_reset": np.array([3.0, 2.5, 1.5])}
-    predictions = {"loop": np.ones((4, 1)), "single": np.ones((4, 1)), "loop_reset": np.full((4, 1), 2.0),
-                   sine.FROM_ZERO: np.full((4, 1), 0.25)}
+    predictions = {"loop": y + 1, "single": y + 1, "loop_reset": y + 2, sine.FROM_ZERO: y + 0.25}
     row = sine.compare(5, x, y, losses, predictions)
     assert row["losses_identical"] and row["predictions_identical"] and row["max_loss_difference"] == 0
     assert row["reset_first_differing_epoch"] == 2 and row["reset_max_prediction_difference"] == 1.0

@@ -135,8 +135,8 @@ def targets(sequences: Sequence[Sequence[int]]) -> np.ndarray:
     return np.array([s[1:] for s in sequences])
 
 
-def summarise(correct: dict[str, np.ndarray], sequences: list[list[int]]) -> dict[str, Any]:
-    """``correct[name]`` is (seeds, sequences, steps) booleans; rates over seeds for each model."""
+def summarise(correct: dict[str, np.ndarray], final_loss: dict[str, np.ndarray], sequences) -> dict[str, Any]:
+    """``correct[name]``: (seeds, sequences, steps) booleans; ``final_loss[name]``: (seeds,). Rates over seeds."""
     cap = memoryless_cap(sequences)
     conflict = conflicting(sequences)
     out: dict[str, Any] = {"memoryless_cap": cap}
@@ -148,6 +148,7 @@ def summarise(correct: dict[str, np.ndarray], sequences: list[list[int]]) -> dic
             "conflicting_steps_right": common.rate(c[:, conflict].all(axis=1)),
             "at_cap": common.rate(np.isclose(acc, cap)),
             "above_cap": common.rate(acc > cap + 1e-9),
+            "final_loss": common.describe(final_loss[name]),
         }
     return out
 
@@ -201,6 +202,7 @@ def report(summary: dict[str, Any], steps: pd.DataFrame, section: DictConfig, md
         {"model": name, "mean accuracy": common.pct(s["accuracy"]["mean"]),
          "median": common.pct(s["accuracy"]["median"]),
          "min-max": f"{common.pct(s['accuracy']['min'])}-{common.pct(s['accuracy']['max'])}",
+         "final loss (median)": f"{s['final_loss']['median']:.4f}",
          "solve both sequences (95% CI)": common.rate_text(s["solved"]),
          "conflicting steps right": common.rate_text(s["conflicting_steps_right"])}
         for name, s in (("lstm", lstm), ("control", control))
@@ -222,6 +224,12 @@ def report(summary: dict[str, Any], steps: pd.DataFrame, section: DictConfig, md
         f"reached the cap in {common.rate_text(control['at_cap'])} seeds and exceeded it in "
         f"{control['above_cap']['count']}; the stateful LSTM exceeded it in "
         f"{common.rate_text(lstm['above_cap'])}.",
+        "",
+        "**Why seeds differ.** Each sample is one time step and each batch one sample, so backpropagation stops "
+        "at the batch: no gradient links a sequence's last prediction to its first symbol three steps earlier. "
+        "The state carries that symbol forward only if the dynamics the LSTM develops for the other steps happen "
+        "to keep it; training cannot aim for it. Hence a rate over seeds rather than a yes or no, and no promise "
+        "that more epochs raise it (try `echo.epochs`).",
         "",
         "Per-step predictions (share of seeds right, and the symbol most seeds predict):",
         "",
@@ -256,7 +264,7 @@ def run(cfg: DictConfig, root: Path) -> pd.DataFrame:
         results[f"{name}_solved"] = correct[name].reshape(len(seeds), -1).all(axis=1)
         results[f"{name}_predictions"] = [encode(v) for v in predicted_arr[name]]
         results[f"{name}_final_loss"] = [float(v[-1]) for v in losses[name]]
-    summary = summarise(correct, sequences)
+    summary = summarise(correct, {name: results[f"{name}_final_loss"].to_numpy() for name in MODELS}, sequences)
     steps = step_table(correct, predicted_arr, sequences)
     io.write_csv(p.echo_results, results)
     io.write_json(p.echo_metrics, {"base_seed": int(cfg.base_seed), **summary})

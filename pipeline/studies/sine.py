@@ -55,7 +55,11 @@ def first_difference(a: np.ndarray, b: np.ndarray) -> int:
 
 
 def rmse(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)))
+    """Root mean squared difference of two series of equal length, whatever their trailing unit axes."""
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rmse of series of different lengths: {a.size} and {b.size}.")
+    return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
 # --- models ------------------------------------------------------------------------------------------
@@ -158,11 +162,11 @@ def plot(x: np.ndarray, y: np.ndarray, losses: dict, predictions: dict, seed: in
     plt = common.pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [3, 2]})
     ax1.plot(x.reshape(-1), color="0.55", lw=1, label="noisy input")
-    ax1.plot(y.reshape(-1), color="tab:orange", lw=2.5, label="target: sin(t)")
     ax1.plot(predictions["loop"].reshape(-1), color="tab:blue", lw=1.8, label="prediction, loop of 1-epoch fits")
     ax1.plot(predictions["single"].reshape(-1), color="black", lw=1, ls="--", label="prediction, one fit")
     ax1.plot(predictions["loop_reset"].reshape(-1), color="tab:red", lw=1, alpha=0.8,
              label="prediction, loop with resets")
+    ax1.plot(y.reshape(-1), color="tab:orange", lw=2, zorder=4, label="target: sin(t)")
     ax1.set_xlabel("sample")
     ax1.set_title(f"Seed {seed}: after {len(losses['loop'])} epochs")
     ax1.legend(fontsize=8, loc="best")
