@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.params import ConfigError, compose_config
 from pipeline.seeds import repeat_seeds
-from pipeline.studies import alphabet
+from pipeline.studies import alphabet, common
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 ALL_FRAMINGS = list(compose_config().alphabet.framings)
@@ -125,6 +125,45 @@ def test_bad_config_is_refused_with_the_fix(override, message):
 )
 def test_same_seed_same_bits(f):
     assert alphabet.fit_one(f, 7, LETTERS, "K", 5) == alphabet.fit_one(f, 7, LETTERS, "K", 5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "f", [framing(batch_size=5), framing(batch_size=25, layout="timesteps", window=1), framing(stateful=True)],
+    ids=["batches", "one_batch", "stateful"],
+)
+def test_one_update_per_batch_is_fit_bit_for_bit_when_unshuffled(f):
+    x, y, _ = alphabet.framed(f, len(LETTERS), 7)
+    common.seed_keras(7)
+    stepped = alphabet.build(f, x.shape[1:], len(LETTERS))
+    losses = alphabet.train(stepped, f, x, y, 7)
+    common.seed_keras(7)
+    fitted = alphabet.build(f, x.shape[1:], len(LETTERS))
+    fit_losses = []
+    for _ in range(f.epochs):  # the write-up's way for a stateful model, and the same updates for any other
+        fit_losses += fitted.fit(x, y, epochs=1, batch_size=f.batch_size, shuffle=False, verbose=0).history["loss"]
+        common.reset_states(fitted)
+    for a, b in zip(stepped.get_weights(), fitted.get_weights(), strict=True):
+        assert np.array_equal(a, b)
+    assert losses == pytest.approx(fit_losses, rel=1e-6)
+
+
+def test_a_shuffled_framing_draws_its_row_orders_from_the_seed():
+    seen = []
+
+    class Recorder:
+        def train_on_batch(self, x, y):
+            seen.append(np.argmax(y, axis=-1).tolist())
+            return 0.0
+
+    f = framing(shuffle=True, batch_size=25, epochs=2)
+    x, y, _ = alphabet.framed(f, len(LETTERS), 7)
+    alphabet.train(Recorder(), f, x, y, 7)
+    first, seen[:] = list(seen), []
+    alphabet.train(Recorder(), f, x, y, 7)
+    assert seen == first and sorted(first[0]) == list(range(1, 26)) and first[0] != first[1]
+    alphabet.train(Recorder(), f, x, y, 8)
+    assert seen[2:] != first
 
 
 @pytest.mark.slow
