@@ -16,6 +16,7 @@ jobs start), and MLflow itself waits on SQLite's lock for every write.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -254,6 +255,53 @@ def _log_regime(
     return child
 
 
+def numbers(tree: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numeric leaves of a nested mapping under dotted names (``lstm.solved.share``); flags and text left out."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(numbers(value, f"{name}."))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
+
+
+def log_other_study(
+    cfg: DictConfig, root: Path, name: str, *, kind: str, parent: str | None = None, label: str = ""
+) -> str | None:
+    """Log one of the other write-ups' studies (``pipeline.studies.<name>``, outputs under ``root``) as one
+    run; None when tracking is off.
+
+    The run holds the study's config section and the base seed as params, every repeat's seed as tags, the
+    numbers of its metrics JSON as metrics, and its results table, report section, plot and whole config as
+    artifacts: what ``python -m pipeline.audit <run id>`` re-runs and compares. A sweep job passes its
+    sweep's parent run.
+    """
+    if not cfg.tracking.enabled:
+        return None
+    p = paths(cfg, root)
+    results, metrics = getattr(p, f"{name}_results"), getattr(p, f"{name}_metrics")
+    seeds = pd.read_csv(results).drop_duplicates("repeat").sort_values("repeat").seed.tolist()
+    tags = {**provenance_tags(cfg, root), "study.kind": kind, "study": name, "results.sha256": file_sha256(results),
+            **({"sweep.job": label} if label else {})}
+    run_id = _create_run(cfg, f"{name} {label}".strip(), tags, parent)
+    try:
+        section = OmegaConf.to_container(cfg[name], resolve=True)
+        timestamp = int(time.time() * 1000)
+        found = numbers(json.loads(metrics.read_text()))
+        _log(cfg, run_id, params={"base_seed": str(cfg.base_seed), **flatten(section, f"{name}.")},
+             tags=seed_tags(seeds), metrics=[Metric(k, v, timestamp, 0) for k, v in found.items()])
+        client(tracking_uri(cfg)).log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        others = [getattr(p, f"{name}_{part}") for part in ("report", "plot", "metrics")]
+        _log_files(cfg, run_id, results.parent, [results, *(f for f in others if f.is_file())])
+    except BaseException:
+        finish(cfg, run_id, failed=True)
+        raise
+    finish(cfg, run_id)
+    return run_id
+
+
 # ----------------------------------------------------------------------------------------------- sweeps
 
 
@@ -290,7 +338,7 @@ def finish_sweep(cfg: DictConfig, run_id: str | None, sweep_dir: Path, files: Se
 
 @dataclass(frozen=True)
 class RecordedRun:
-    """What the audit needs from a child run: its config, regime, seeds and every repeat's RMSE."""
+    """What the audit needs from a regime's run: its config, regime, seeds and every repeat's RMSE."""
 
     run_id: str
     config: DictConfig
@@ -299,27 +347,47 @@ class RecordedRun:
     rmse: dict[int, list[float]]  # repeat -> every value recorded at that step (more than one: tampered)
 
 
+@dataclass(frozen=True)
+class RecordedStudyRun:
+    """What the audit needs from another study's run: its config, study name and results table (CSV text)."""
+
+    run_id: str
+    config: DictConfig
+    study: str
+    results: io.StringIO
+
+
+def audited(tags: Mapping[str, str]) -> bool:
+    """Whether a run holds recorded results itself (a regime's or another study's), not only runs under it."""
+    return "regime" in tags or "study" in tags
+
+
 def runs_to_audit(cfg: DictConfig, run_id: str) -> list[str]:
-    """``run_id`` itself if it is a regime's run, else its children (a study's parent run)."""
+    """``run_id`` itself if it holds results (a regime's run, another study's run), else the runs under it."""
     mlflow = client(tracking_uri(cfg))
     run = mlflow.get_run(run_id)
-    if "regime" in run.data.tags:
+    if audited(run.data.tags):
         return [run_id]
     children = mlflow.search_runs(
         [run.info.experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run_id}'",
         order_by=["attributes.start_time ASC"],
     )
+    children = [child for child in children if audited(child.data.tags)]
     if not children:
-        raise ValueError(f"run {run_id} is neither a regime's run nor the parent of any: nothing to audit.")
+        raise ValueError(f"run {run_id} holds no results and is the parent of no run that does: nothing to audit.")
     return [child.info.run_id for child in children]
 
 
-def recorded_run(cfg: DictConfig, run_id: str) -> RecordedRun:
+def recorded_run(cfg: DictConfig, run_id: str) -> RecordedRun | RecordedStudyRun:
     mlflow = client(tracking_uri(cfg))
     run = mlflow.get_run(run_id)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small file: no progress bar
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # small files: no progress bar
     with tempfile.TemporaryDirectory() as tmp:
         config = OmegaConf.load(mlflow.download_artifacts(run_id, "config.yaml", tmp))
+        study = run.data.tags.get("study")
+        if study:
+            table = Path(mlflow.download_artifacts(run_id, Path(config.paths[f"{study}_results"]).name, tmp))
+            return RecordedStudyRun(run_id, config, study, io.StringIO(table.read_text()))
     rmse: dict[int, list[float]] = {}
     for metric in mlflow.get_metric_history(run_id, "rmse"):
         rmse.setdefault(metric.step, []).append(metric.value)
@@ -327,11 +395,11 @@ def recorded_run(cfg: DictConfig, run_id: str) -> RecordedRun:
 
 
 def runs_with_results(cfg: DictConfig, sha256: str) -> list[str]:
-    """Regime runs that recorded a results file with these exact bytes."""
+    """Runs holding results (a regime's, another study's) that recorded a results file with these exact bytes."""
     found = client(tracking_uri(cfg)).search_runs(
-        [experiment_id(cfg)], filter_string=f"tags.`results.sha256` = '{sha256}' and tags.regime != ''"
+        [experiment_id(cfg)], filter_string=f"tags.`results.sha256` = '{sha256}'"
     )
-    return [run.info.run_id for run in found]
+    return [run.info.run_id for run in found if audited(run.data.tags)]
 
 
 def set_tags(cfg: DictConfig, run_id: str, tags: Mapping[str, str]) -> None:

@@ -218,3 +218,32 @@ def test_runs_logged_through_a_server_are_found_by_its_rest_api(server, tmp_path
     assert [m["value"] for m in sorted(history, key=lambda m: m["step"])] == expected
     artifacts = rest(server, "artifacts/list", run_id=logged.children["noreset"])["files"]
     assert {"config.yaml", "results.csv"} <= {a["path"] for a in artifacts}
+
+
+def test_numbers_keeps_the_numeric_leaves_under_dotted_names():
+    tree = {"cap": 0.75, "lstm": {"solved": {"count": 3, "share": 0.5}, "ok": True, "note": "x"}, "gap": None}
+    assert tracking.numbers(tree) == {"cap": 0.75, "lstm.solved.count": 3.0, "lstm.solved.share": 0.5}
+
+
+def test_another_study_is_one_run_with_its_seeds_metrics_and_tables(store, tmp_path):
+    cfg = compose_config(["echo.repeats=3"])
+    p = paths(cfg, tmp_path)
+    seeds = repeat_seeds(cfg.base_seed, 3).astype(np.int64)
+    io.write_csv(p.echo_results, pd.DataFrame({"repeat": range(3), "seed": seeds, "lstm_accuracy": [1.0, 0.75, 1.0]}))
+    io.write_json(p.echo_metrics, {"base_seed": 1, "memoryless_cap": 0.75, "lstm": {"solved": {"share": 2 / 3}}})
+
+    run_id = tracking.log_other_study(cfg, tmp_path, "echo", kind="repro")
+
+    client = MlflowClient(store)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["study"] == "echo"
+    assert tracking.seeds_from_tags(run.data.tags) == seeds.tolist()
+    assert run.data.tags["results.sha256"] == file_sha256(p.echo_results)
+    assert run.data.metrics["lstm.solved.share"] == 2 / 3 and run.data.metrics["memoryless_cap"] == 0.75
+    assert run.data.params["echo.epochs"] == str(cfg.echo.epochs) and run.data.params["base_seed"] == "1"
+    assert {a.path for a in client.list_artifacts(run_id)} == {"config.yaml", "echo_results.csv", "echo_metrics.json"}
+    recorded = tracking.recorded_run(cfg, run_id)  # what the audit reads back
+    assert isinstance(recorded, tracking.RecordedStudyRun) and recorded.study == "echo"
+    assert recorded.results.getvalue() == p.echo_results.read_text()
+    assert tracking.runs_to_audit(cfg, run_id) == [run_id]
+    assert tracking.runs_with_results(cfg, file_sha256(p.echo_results)) == [run_id]

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from omegaconf import DictConfig
 from statsmodels.stats.proportion import proportion_confint
 
 from pipeline import io
-from pipeline.params import ConfigError
+from pipeline.params import ConfigError, load_params
 
 # Streams 0 and 1 of a repeat's seed draw initial weights and shuffles (pipeline.seeds); data comes from 2.
 DATA_STREAM = 2
@@ -21,6 +22,15 @@ DATA_STREAM = 2
 def data_rng(seed: int) -> np.random.Generator:
     """The generator for a repeat's random data, independent of the streams Keras draws from."""
     return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(DATA_STREAM,)))
+
+
+def stage_main(name: str, run: Callable[[DictConfig, Path], pd.DataFrame]) -> None:
+    """A study's DVC stage: run it on ``params.yaml`` in the working directory, then log it to MLflow."""
+    from pipeline import tracking  # mlflow is imported where a run is logged, not by every import of a study
+
+    cfg, root = load_params(), Path.cwd()
+    run(cfg, root)
+    tracking.log_other_study(cfg, root, name, kind="repro")
 
 
 class StudyError(ValueError):

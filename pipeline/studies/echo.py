@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from pipeline import io, progress
 from pipeline.artifacts import paths
-from pipeline.params import ConfigError, load_params
+from pipeline.params import ConfigError
 from pipeline.seeds import repeat_seeds
 from pipeline.studies import common
 
@@ -276,7 +276,7 @@ def run(cfg: DictConfig, root: Path) -> pd.DataFrame:
 
 
 def main() -> None:
-    run(load_params(), Path.cwd())
+    common.stage_main("echo", run)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from scipy import stats
 
 from pipeline import io, progress
 from pipeline.artifacts import paths
-from pipeline.params import ConfigError, load_params
+from pipeline.params import ConfigError
 from pipeline.seeds import repeat_seeds
 from pipeline.studies import common
 
@@ -275,7 +275,7 @@ def run(cfg: DictConfig, root: Path) -> pd.DataFrame:
 
 
 def main() -> None:
-    run(load_params(), Path.cwd())
+    common.stage_main("sine", run)
 
 
 if __name__ == "__main__":
