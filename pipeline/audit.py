@@ -1,16 +1,20 @@
 """``python -m pipeline.audit <mlflow-run-id | results.csv>``: is a finished study reproducible bit for bit?
 
 Re-runs the study from its recorded config and seeds, in a temporary folder, with TensorFlow's op
-determinism on and the resume cache off (every replica is trained again), and compares every repeat's
-RMSE with the recorded one, bit for bit.
+determinism on and the resume cache off (every replica is trained again), and compares every recorded
+value with the recomputed one, bit for bit: for the shampoo study every repeat's RMSE and seed; for the
+other write-ups' studies (``pipeline.studies``) every cell of their results table (one row per seed).
 
-- An MLflow run id: a regime's run, or a study's parent run (each of its regimes is audited). The
-  config is the run's ``config.yaml`` artifact; the RMSEs are its ``rmse`` metric, one per step.
-- A results file (``reports/results.csv``, or a sweep job's): its config is the ``.hydra/config.yaml``
-  or ``params.yaml`` found in its folder or the nearest parent (or ``--config``).
+- An MLflow run id: a regime's run, another study's run, or a parent run (a ``dvc repro``'s or a sweep's:
+  each run under it is audited). The config is the run's ``config.yaml`` artifact; the recorded values
+  are its ``rmse`` metric (one per step), or for another study its results table artifact.
+- A results file (``reports/results.csv``, ``reports/studies/echo_results.csv``, or a sweep job's): its
+  config is the ``.hydra/config.yaml`` or ``params.yaml`` found in its folder or the nearest parent (or
+  ``--config``); which study it belongs to is read from that config's ``paths``.
 
 The outcome is logged as tags (``audit``, ``audit.time``) on the audited runs (for a results file: the
-runs that recorded exactly its bytes). Exit status: 0 all identical, 1 a mismatch, 2 nothing to audit.
+runs that recorded exactly its bytes). Exit status: 0 all identical, 1 a mismatch, 2 nothing audited
+(a bad target, or the re-run itself failed: the message says why).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import difference, evaluate, fetch, frame, scale, tracking, train
+from pipeline import difference, evaluate, fetch, frame, scale, studies, tracking, train
 from pipeline.artifacts import paths
 from pipeline.params import compose_config, validate
 from pipeline.provenance import file_sha256
@@ -42,6 +46,16 @@ class Recorded:
     source: str
     config: DictConfig
     table: pd.DataFrame  # regime, repeat, seed, rmse: one row per recorded value
+
+
+@dataclass(frozen=True)
+class RecordedStudy:
+    """What one of the other studies recorded: its name, config and results table, every cell as written."""
+
+    source: str
+    name: str
+    config: DictConfig
+    table: pd.DataFrame  # read as text: equal text is equal bits (floats are written as shortest round-trip)
 
 
 def enable_determinism() -> None:
@@ -68,6 +82,33 @@ def rerun(recorded: Recorded) -> pd.DataFrame:
     return results
 
 
+def read_as_text(path: Path | str) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def rerun_study(recorded: RecordedStudy) -> pd.DataFrame:
+    """Another study run again from its recorded config, in a temporary folder; its results table as text."""
+    cfg = recorded.config.copy()
+    with tempfile.TemporaryDirectory() as tmp:
+        studies.load(recorded.name).run(cfg, Path(tmp))
+        return read_as_text(getattr(paths(cfg, Path(tmp)), f"{recorded.name}_results"))
+
+
+def compare_study(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> pd.DataFrame:
+    """Row by row: the recorded row's key columns, the cells that differ (recorded -> recomputed), identical."""
+    if list(recorded.columns) != list(recomputed.columns) or len(recorded) != len(recomputed):
+        raise ValueError(f"the re-run's results table has {len(recomputed)} rows and columns "
+                         f"{list(recomputed.columns)}, the recorded one {len(recorded)} rows and "
+                         f"{list(recorded.columns)}: audit a results table written by this version of the study.")
+    keys = [c for c in ("framing", "repeat", "seed") if c in recorded.columns]
+    same = recorded.to_numpy() == recomputed.to_numpy()
+    differing = [
+        "; ".join(f"{col}: {a} -> {b}" for col, a, b, eq in zip(recorded.columns, old, new, row, strict=True) if not eq)
+        for old, new, row in zip(recorded.to_numpy(), recomputed.to_numpy(), same, strict=True)
+    ]
+    return recorded[keys].assign(differences=differing, identical=same.all(axis=1))
+
+
 def bits(values: pd.Series) -> np.ndarray:
     return values.to_numpy(np.float64).view(np.uint64)
 
@@ -80,11 +121,14 @@ def compare(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> pd.DataFrame:
 
 
 def verdict(table: pd.DataFrame) -> str:
-    differ = table.loc[~table.identical, ["regime", "repeat"]].drop_duplicates()
-    total = len(table[["regime", "repeat"]].drop_duplicates())
+    """``bit-identical: n/n repeats`` or ``MISMATCH: k/n repeats differ`` (rows, for a table with framings)."""
+    key = [c for c in ("regime", "framing", "repeat") if c in table.columns]
+    unit = "repeats" if key in (["regime", "repeat"], ["repeat"]) else "rows"
+    differ = table.loc[~table.identical, key].drop_duplicates()
+    total = len(table[key].drop_duplicates())
     if differ.empty:
-        return f"bit-identical: {total}/{total} repeats"
-    return f"MISMATCH: {len(differ)}/{total} repeats differ"
+        return f"bit-identical: {total}/{total} {unit}"
+    return f"MISMATCH: {len(differ)}/{total} {unit} differ"
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -102,26 +146,51 @@ def config_for(results: Path, explicit: Path | None) -> Path:
     )
 
 
-def from_results_file(path: Path, config: Path | None) -> Recorded:
+def study_of(path: Path, config: DictConfig, config_path: Path) -> str | None:
+    """Which other study wrote the results table ``path`` under this config; None for the shampoo study's."""
+    root = config_path.parent.parent if config_path.parent.name == ".hydra" else config_path.parent
+    for name in studies.NAMES:
+        if (root / config.paths[f"{name}_results"]).resolve() == path.resolve():
+            return name
+    return None
+
+
+def from_results_file(path: Path, config: Path | None) -> Recorded | RecordedStudy:
+    source = config_for(path, config)
+    cfg = OmegaConf.load(source)
+    print(f"audit: {path} with the config {source}")
+    name = study_of(path, cfg, source)
+    if name is not None:
+        return RecordedStudy(str(path), name, cfg, read_as_text(path))
     table = pd.read_csv(path)
     missing = {"regime", "repeat", "seed", "rmse"} - set(table.columns)
     if missing:
-        raise ValueError(f"{path} lacks columns {sorted(missing)}: give an evaluate stage's results table.")
-    source = config_for(path, config)
-    print(f"audit: {path} with the config {source}")
-    return Recorded(str(path), OmegaConf.load(source), table[["regime", "repeat", "seed", "rmse"]])
+        raise ValueError(f"{path} lacks columns {sorted(missing)}: give an evaluate stage's results table, or a "
+                         f"study's ({', '.join(f'paths.{n}_results' for n in studies.NAMES)}) beside its config.")
+    return Recorded(str(path), cfg, table[["regime", "repeat", "seed", "rmse"]])
 
 
-def from_runs(cfg: DictConfig, run_id: str) -> list[tuple[str, Recorded]]:
-    recorded = []
+def from_runs(cfg: DictConfig, run_id: str) -> list[tuple[str, Recorded | RecordedStudy]]:
+    recorded: list[tuple[str, Recorded | RecordedStudy]] = []
     for child in tracking.runs_to_audit(cfg, run_id):
-        run = tracking.recorded_run(cfg, child)
+        found = tracking.recorded_run(cfg, child)
+        if isinstance(found, tracking.RecordedStudyRun):
+            table = read_as_text(found.results)
+            recorded.append((child, RecordedStudy(f"run {child}", found.study, found.config, table)))
+            continue
         rows = [
-            {"regime": run.regime, "repeat": repeat, "seed": run.seeds[repeat], "rmse": value}
-            for repeat, values in sorted(run.rmse.items()) for value in values
+            {"regime": found.regime, "repeat": repeat, "seed": found.seeds[repeat], "rmse": value}
+            for repeat, values in sorted(found.rmse.items()) for value in values
         ]
-        recorded.append((child, Recorded(f"run {child}", run.config, pd.DataFrame(rows))))
+        recorded.append((child, Recorded(f"run {child}", found.config, pd.DataFrame(rows))))
     return recorded
+
+
+def audit_one(recorded: Recorded | RecordedStudy) -> pd.DataFrame:
+    """The recorded values against the re-run's, one row per recorded row, with column ``identical``."""
+    if isinstance(recorded, RecordedStudy):
+        return compare_study(recorded.table, rerun_study(recorded))
+    return compare(recorded.table, rerun(recorded))
 
 
 def log_outcome(cfg: DictConfig, run_ids: Sequence[str], outcome: str) -> None:
@@ -151,7 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     enable_determinism()
     failed = False
     for run_id, recorded in audits:
-        table = compare(recorded.table, rerun(recorded))
+        try:
+            table = audit_one(recorded)
+        except Exception as err:  # the re-run crashed: nothing was compared, which is not a mismatch
+            print(f"audit: could not re-run {recorded.source}: {type(err).__name__}: {err}", file=sys.stderr)
+            return 2
         outcome = verdict(table)
         failed |= not table.identical.all()
         print(f"\naudit of {recorded.source}:")

@@ -8,7 +8,8 @@ What the weekly workflow runs, and what a user runs, step by step:
 3. ``dvc repro`` every stage with a DVC cache shared between reproductions on the same platform (``--cache``), so
    a rerun with unchanged inputs restores from DVC's run-cache what it can (DVC keeps none for stages with
    ``cache: false`` outputs); the stages that log to MLflow always run, so the store records this reproduction;
-4. ``python -m pipeline.audit`` on the results: the study is trained again from its recorded seeds, bit for bit;
+4. ``python -m pipeline.audit`` on every study's results table: each is trained again from its recorded seeds and
+   must come out bit for bit the same;
 5. ``dvc metrics diff`` against the reference commit, and every per-repeat table against the reference's
    (``pipeline.drift``: exact on the reference's platform, distribution tests elsewhere);
 6. copy the report, the MLflow store, the logs and the verdict (``verdict.json``, ``summary.md``) to ``--out``.
@@ -41,7 +42,7 @@ from omegaconf import OmegaConf
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from pipeline import drift, io
+from pipeline import drift, io, studies
 from pipeline.compare import bootstrap_spec
 from pipeline.params import PROJECT_ROOT
 
@@ -50,8 +51,8 @@ STATUS = {PASS: "PASS", DRIFT: "DRIFT", NONDETERMINISM: "NONDETERMINISM"}
 OVERRIDES = ("experiment=ci",)
 REFERENCE = "reference"  # the committed results, relative to the project root
 MANIFEST = "manifest.json"
-TRACKED_STAGES = ("compare",)  # stages that log to MLflow: run, never restored from the run-cache
-AUDIT_MISMATCH = 1  # python -m pipeline.audit's exit status for a repeat whose bits differ
+TRACKED_STAGES = ("compare", *studies.NAMES)  # stages that log to MLflow: run, never restored from the run-cache
+AUDIT_MISMATCH = 1  # python -m pipeline.audit's exit status for a value whose bits differ (2: it could not audit)
 
 
 class ReproduceError(RuntimeError):
@@ -197,14 +198,18 @@ def repro(runner: Runner) -> None:
         runner.check("dvc", "repro", "--force", "--single-item", stage)
 
 
-def audit(runner: Runner, results: str) -> str | None:
-    """None when the audit reproduced every repeat bit for bit, else what it found."""
-    rc, output = runner.stream(sys.executable, "-m", "pipeline.audit", results)
-    if rc == 0:
-        return None
-    if rc == AUDIT_MISMATCH and "MISMATCH" in output:
-        return next(line for line in output.splitlines() if "MISMATCH" in line)
-    raise ReproduceError(f"the audit of {results} failed with exit status {rc} (log: {runner.log}).")
+def audit(runner: Runner, tables: Sequence[str]) -> str | None:
+    """None when the audit reproduced every value of every results table bit for bit, else what it found."""
+    found = []
+    for results in tables:
+        rc, output = runner.stream(sys.executable, "-m", "pipeline.audit", results)
+        if rc == 0:
+            continue
+        mismatches = [line for line in output.splitlines() if line.startswith("MISMATCH")]
+        if rc != AUDIT_MISMATCH or not mismatches:  # a crash exits 1 too, but prints no verdict
+            raise ReproduceError(f"the audit of {results} failed with exit status {rc} (log: {runner.log}).")
+        found += [f"{results}: {line}" for line in mismatches]
+    return "; ".join(found) or None
 
 
 def seed_reference(work: Path, reference: Path, metrics: Sequence[str]) -> None:
@@ -305,7 +310,8 @@ def reproduce(args: argparse.Namespace, work: Path) -> int:
     notes = [f"uncommitted changes reproduced: {', '.join(uncommitted)}"] if uncommitted else []
 
     # 4: the determinism audit
-    mismatch = audit(runner, params["paths"]["results"])
+    tables = [params["paths"]["results"], *(params["paths"][f"{name}_results"] for name in studies.NAMES)]
+    mismatch = audit(runner, [t for t in tables if (work / t).is_file()])  # the tables of the stages dvc.yaml has
     notes.append(f"determinism audit: {mismatch or 'every repeat trained again came out bit-identical'}")
     metrics, tables = outputs(runner)
     if args.refresh:

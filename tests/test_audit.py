@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from pipeline import audit, evaluate, tracking
 from pipeline.artifacts import paths
 from pipeline.params import PROJECT_ROOT, compose_config
+from pipeline.studies import echo
 
 OVERRIDES = ["regime=stateful", "repeats=2", "model.epochs=2", "data.source=packaged", "resume.enabled=false"]
 
@@ -93,3 +94,71 @@ def test_what_cannot_be_audited_is_named(store, tmp_path, capsys):
     pd.DataFrame({"regime": ["a"], "repeat": [0], "seed": [1], "rmse": [1.0]}).to_csv(tmp_path / "r.csv")
     assert audit.main([str(tmp_path / "r.csv")]) == 2
     assert "pass the study's config with --config" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ the other studies
+
+ECHO = ["echo.repeats=2", "echo.epochs=2", "echo.units=4"]
+
+
+@pytest.fixture(scope="module")
+def echo_study(tmp_path_factory):
+    """A tiny echo study run and logged to its own store: (uri, root, its results table, its run id)."""
+    root = tmp_path_factory.mktemp("echo")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        cfg = compose_config(ECHO)
+        echo.run(cfg, root)
+        (root / "params.yaml").write_text(OmegaConf.to_yaml(cfg))
+        run_id = tracking.log_other_study(cfg, root, "echo", kind="repro")
+    return uri, root, paths(cfg, root).echo_results, run_id
+
+
+@pytest.fixture
+def echo_store(echo_study, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", echo_study[0])
+    monkeypatch.setattr(audit, "enable_determinism", lambda: None)  # in-process: keep TF's global switch off
+
+
+def test_a_study_results_table_is_audited_cell_by_cell(echo_study, echo_store, tmp_path, capsys):
+    uri, root, results, run_id = echo_study
+    assert audit.main([str(results)]) == 0
+    assert "bit-identical: 2/2 repeats" in capsys.readouterr().out
+    assert MlflowClient(uri).get_run(run_id).data.tags["audit"] == "bit-identical: 2/2 repeats"
+
+    tampered = pd.read_csv(results)
+    tampered.loc[1, "lstm_final_loss"] = np.nextafter(tampered.loc[1, "lstm_final_loss"], np.inf)
+    copy = tmp_path / results.relative_to(root)
+    copy.parent.mkdir(parents=True)
+    tampered.to_csv(copy, index=False)
+    (tmp_path / "params.yaml").write_bytes((root / "params.yaml").read_bytes())
+    assert audit.main([str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH: 1/2 repeats differ" in out and "lstm_final_loss: " in out
+
+
+def test_a_re_run_that_crashes_is_reported_as_such_not_as_a_mismatch(echo_study, echo_store, monkeypatch, capsys):
+    def crash(_):
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(audit, "rerun_study", crash)
+    assert audit.main([str(echo_study[2])]) == 2
+    assert "could not re-run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_auditing_a_study_run_by_its_id(echo_study, echo_store, capsys):
+    assert audit.main([echo_study[3]]) == 0
+    assert "bit-identical: 2/2 repeats" in capsys.readouterr().out
+
+
+def test_compare_study_names_the_cells_that_differ():
+    recorded = pd.DataFrame({"framing": ["a", "b"], "repeat": ["0", "0"], "seed": ["7", "7"],
+                             "accuracy": ["1.0", "0.5"]})
+    recomputed = recorded.assign(accuracy=["1.0", "0.75"])
+    table = audit.compare_study(recorded, recomputed)
+    assert table.identical.tolist() == [True, False] and table.differences[1] == "accuracy: 0.5 -> 0.75"
+    assert audit.verdict(table) == "MISMATCH: 1/2 rows differ"
+    with pytest.raises(ValueError, match="results table written by this version"):
+        audit.compare_study(recorded, recomputed.drop(columns="accuracy"))

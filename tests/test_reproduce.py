@@ -75,7 +75,8 @@ def test_the_copy_is_the_working_tree_without_ignored_files(tmp_path):
 
 @pytest.mark.parametrize(
     ("exit_status", "prints", "expect"),
-    [(0, "bit-identical: 4/4 repeats", None), (1, "MISMATCH: 1/4 repeats differ", "MISMATCH: 1/4 repeats differ")],
+    [(0, "bit-identical: 4/4 repeats", None),
+     (1, "MISMATCH: 1/4 repeats differ", "reports/results.csv: MISMATCH: 1/4 repeats differ")],
 )
 def test_the_audit_outcome_is_read_from_its_exit_status(tmp_path, exit_status, prints, expect):
     fake = tmp_path / "pipeline" / "audit.py"  # stands in for python -m pipeline.audit in the copy
@@ -83,17 +84,22 @@ def test_the_audit_outcome_is_read_from_its_exit_status(tmp_path, exit_status, p
     (fake.parent / "__init__.py").write_text("")
     fake.write_text(f"import sys\nprint({prints!r})\nsys.exit({exit_status})\n")
     runner = reproduce.Runner(tmp_path, dict(os.environ), tmp_path / "log")
-    assert reproduce.audit(runner, "reports/results.csv") == expect
+    assert reproduce.audit(runner, ["reports/results.csv"]) == expect
 
 
-def test_an_audit_that_crashes_is_an_error_not_nondeterminism(tmp_path):
+@pytest.mark.parametrize(
+    "script",
+    ["raise RuntimeError('boom')",  # exit status 1, as a mismatch, but no MISMATCH line
+     "print('could not re-run: RuntimeError: boom'); sys.exit(2)"],  # the audit's own failure
+)
+def test_an_audit_that_crashes_is_an_error_not_nondeterminism(tmp_path, script):
     fake = tmp_path / "pipeline" / "audit.py"
     fake.parent.mkdir()
     (fake.parent / "__init__.py").write_text("")
-    fake.write_text("raise RuntimeError('boom')\n")  # exit status 1, as a mismatch, but no MISMATCH line
+    fake.write_text(f"import sys\nif 'echo' in sys.argv[-1]:\n    {script}\nprint('bit-identical: 2/2 repeats')\n")
     runner = reproduce.Runner(tmp_path, dict(os.environ), tmp_path / "log")
-    with pytest.raises(reproduce.ReproduceError, match=r"audit of reports/results\.csv failed"):
-        reproduce.audit(runner, "reports/results.csv")
+    with pytest.raises(reproduce.ReproduceError, match=r"audit of reports/echo\.csv failed with exit status"):
+        reproduce.audit(runner, ["reports/results.csv", "reports/echo.csv"])
     assert "RuntimeError: boom" in (tmp_path / "log").read_text()
 
 
