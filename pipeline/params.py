@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import io
+from pipeline import io, studies
 from pipeline.regimes import StateRegime, regimes_from_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +60,8 @@ def validate(cfg: DictConfig) -> None:
     for key, value in checks.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{key} must be a positive integer, got {value!r}: set e.g. {key}=10.")
+    if cfg.study not in ("shampoo", *studies.NAMES):
+        raise ConfigError(f"study must be shampoo or one of {', '.join(studies.NAMES)}, got {cfg.study!r}.")
     if cfg.model.lag != 1:
         raise ConfigError(f"model.lag must be 1 (the study frames lag-1 pairs), got {cfg.model.lag!r}.")
     regimes(cfg)

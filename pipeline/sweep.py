@@ -6,6 +6,10 @@ output folder (``multirun/<date>/<time>/<num>_<overrides>/``), so jobs never sha
 chunks of replicas go to the project's resume cache, so a killed sweep, rerun, trains only what is
 missing. Each job logs its regimes as child runs of the sweep's MLflow parent run.
 
+``study=<name>`` makes every job run one of the other write-ups' studies instead (its one stage,
+``pipeline.studies.<name>``), e.g. ``-m study=echo echo.repeats=10,30,100``; each job logs it as one
+run under the sweep's parent run.
+
 ``SweepCallback`` (registered in ``conf/hydra/default.yaml``) opens that parent run before the jobs
 start, and after the last one writes the sweep's summary to the sweep folder: every job's RMSEs
 (``results.csv``), their distributions side by side (``summary.csv``) and every pair of them tested
@@ -27,13 +31,12 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import compare, difference, evaluate, fetch, frame, io, scale, stats, tracking, train
-from pipeline.params import validate
+from pipeline import compare, difference, evaluate, fetch, frame, io, scale, stats, studies, tracking, train
+from pipeline.params import ConfigError, validate
 
 SWEEP_RESULTS = ("results.csv", "summary.csv", "tests.csv")  # written to the sweep folder after the last job
-# The core study is these stages then compare: dvc.yaml's `python -m pipeline.<stage>` stages, in order. The
-# other write-ups' studies (pipeline.studies.*) take no sweep parameter, so jobs leave them out (a test holds
-# this list to dvc.yaml).
+# The core study is these stages then compare: dvc.yaml's `python -m pipeline.<stage>` stages, in order (a test
+# holds this list to dvc.yaml). The other write-ups' studies are one stage each (`study=<name>`).
 STAGES = (fetch, difference, scale, frame, train, evaluate)
 
 
@@ -60,9 +63,17 @@ def main(cfg: DictConfig) -> None:
     job = HydraConfig.get()
     root = Path(job.runtime.output_dir)
     multirun = job.mode == RunMode.MULTIRUN
-    label = job_label(list(job.overrides.task), swept_keys(sweep_dir(job))) if multirun else ""
+    keys = swept_keys(sweep_dir(job)) if multirun else set()
+    if "study" in keys:  # checked by every job: Hydra only warns when a callback raises
+        raise ConfigError("a sweep runs one study (its jobs are summed up together): sweep study=echo and "
+                          "study=sine separately, e.g. -m study=echo echo.repeats=10,30.")
+    label = job_label(list(job.overrides.task), keys) if multirun else ""
     parent = tracking.sweep_parent(cfg, sweep_dir(job)) if multirun else None
     try:
+        if cfg.study in studies.NAMES:
+            studies.load(cfg.study).run(cfg, root)
+            tracking.log_other_study(cfg, root, cfg.study, kind="sweep", parent=parent, label=label)
+            return
         for stage in STAGES:
             stage.run(cfg, root)
         comparison = compare.run(cfg, root)
@@ -77,27 +88,51 @@ def main(cfg: DictConfig) -> None:
         raise
 
 
+def finished_jobs(folder: Path, *files: str) -> list[tuple[list[str], Path]]:
+    """(overrides, folder) of every job under a sweep folder that wrote all ``files``, in job order."""
+    jobs = []
+    for hydra_dir in folder.glob("**/.hydra"):
+        if all((hydra_dir.parent / f).is_file() for f in files):
+            num = OmegaConf.load(hydra_dir / "hydra.yaml").hydra.job.num
+            jobs.append((num, list(OmegaConf.load(hydra_dir / "overrides.yaml")), hydra_dir.parent))
+    if not jobs:
+        raise FileNotFoundError(f"no finished job under {folder}: nothing to sum up.")
+    return [(overrides, job) for _, overrides, job in sorted(jobs, key=lambda job: job[0])]
+
+
 def collect(folder: Path, results_path: str) -> pd.DataFrame:
     """Every finished job's results under a sweep folder, in job order, labelled by its swept values.
 
     Column ``sample`` names each (job, regime) distribution: the regime and the job's other swept values.
     """
-    keys, jobs = swept_keys(folder), []
-    for hydra_dir in folder.glob("**/.hydra"):
-        results = hydra_dir.parent / results_path
-        if results.is_file():
-            num = OmegaConf.load(hydra_dir / "hydra.yaml").hydra.job.num
-            overrides = list(OmegaConf.load(hydra_dir / "overrides.yaml"))
-            table = pd.read_csv(results).assign(job=job_label(overrides, keys))
-            table["sample"] = (table.regime + " " + job_label(overrides, keys - {"regime"})).str.strip()
-            jobs.append((num, table))
-    if not jobs:
-        raise FileNotFoundError(f"no finished job under {folder}: nothing to sum up.")
-    return pd.concat([table for _, table in sorted(jobs, key=lambda job: job[0])], ignore_index=True)
+    keys, tables = swept_keys(folder), []
+    for overrides, job in finished_jobs(folder, results_path):
+        table = pd.read_csv(job / results_path).assign(job=job_label(overrides, keys))
+        table["sample"] = (table.regime + " " + job_label(overrides, keys - {"regime"})).str.strip()
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def summarize_study(cfg: DictConfig, folder: Path) -> list[Path]:
+    """Another study's sweep: every job's results table, labelled (``results.csv``), and its metrics side by
+    side, one row per job (``summary.csv``: e.g. the share of seeds that solve the echo problem at each
+    ``echo.repeats``); their paths."""
+    keys, files = swept_keys(folder), (cfg.paths[f"{cfg.study}_results"], cfg.paths[f"{cfg.study}_metrics"])
+    jobs = [(job_label(overrides, keys), job) for overrides, job in finished_jobs(folder, *files)]
+    results = pd.concat([pd.read_csv(job / files[0]).assign(job=label) for label, job in jobs], ignore_index=True)
+    summary = pd.DataFrame([{"job": label, **tracking.numbers(io.read_json(job / files[1]))} for label, job in jobs])
+    written = [folder / name for name in SWEEP_RESULTS[:2]]
+    io.write_csv(written[0], results[["job", *(c for c in results.columns if c != "job")]])
+    io.write_csv(written[1], summary)
+    print(summary.set_index("job").T.to_string(float_format=lambda v: f"{v:.4g}"))
+    print(f"sweep summary: {', '.join(str(p) for p in written)}")
+    return written
 
 
 def summarize(cfg: DictConfig, folder: Path) -> list[Path]:
     """Write the sweep's results, per-sample distributions and pairwise tests to ``folder``; their paths."""
+    if cfg.study in studies.NAMES:
+        return summarize_study(cfg, folder)
     table = collect(folder, cfg.paths.results)
     order = list(dict.fromkeys(table["sample"]))
     summary = table.groupby("sample", sort=False).rmse.describe().loc[order]

@@ -103,3 +103,35 @@ def test_the_cluster_launcher_when_its_extra_is_installed(tmp_path):
     assert len(pd.read_csv(tmp_path / "sweep" / "results.csv")) == 2
     _, parents, children = sweep_runs(tmp_path)
     assert len(parents) == 1 and len(children) == 1
+
+
+@pytest.mark.slow
+def test_a_sweep_over_another_studys_repeats_is_summed_up_logged_and_audited(tmp_path):
+    run_sweep(tmp_path, "study=echo", "echo.repeats=1,2", "echo.epochs=2", "echo.units=4")
+
+    results = pd.read_csv(tmp_path / "sweep" / "results.csv")
+    assert results.job.tolist() == ["echo.repeats=1", "echo.repeats=2", "echo.repeats=2"]
+    assert results.seed[0] == results.seed[1] != results.seed[2]  # repeat 0 of every job shares its seed
+    summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
+    assert summary.job.tolist() == ["echo.repeats=1", "echo.repeats=2"] and summary["lstm.solved.n"].tolist() == [1, 2]
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    found = client.search_runs([client.get_experiment_by_name("lstm-state-study").experiment_id])
+    parent = next(r for r in found if r.data.tags.get("study.kind") == "sweep" and "study" not in r.data.tags)
+    jobs = [r for r in found if r.data.tags.get("study") == "echo"]
+    assert sorted(r.data.tags["sweep.job"] for r in jobs) == ["echo.repeats=1", "echo.repeats=2"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "CI": "true"}
+    done = subprocess.run([sys.executable, "-m", "pipeline.audit", parent.info.run_id], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "bit-identical: 1/1 repeats" in done.stdout and "bit-identical: 2/2 repeats" in done.stdout
+
+
+def test_a_sweep_across_studies_is_refused_before_any_job_runs(tmp_path):
+    cmd = [sys.executable, "-m", "pipeline.sweep", "-m", "study=echo,sine", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "a sweep runs one study" in done.stderr
+    assert not list((tmp_path / "sweep").glob("*/.hydra"))
