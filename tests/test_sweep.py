@@ -129,9 +129,9 @@ def test_a_sweep_over_another_studys_repeats_is_summed_up_logged_and_audited(tmp
     assert "bit-identical: 1/1 repeats" in done.stdout and "bit-identical: 2/2 repeats" in done.stdout
 
 
-def test_a_sweep_across_studies_is_refused_before_any_job_runs(tmp_path):
+def test_a_sweep_across_studies_is_refused_before_any_study_runs(tmp_path):
     cmd = [sys.executable, "-m", "pipeline.sweep", "-m", "study=echo,sine", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "a sweep runs one study" in done.stderr
-    assert not list((tmp_path / "sweep").glob("*/.hydra"))
+    assert not list((tmp_path / "sweep").glob("*/reports"))  # no job ran its study
