@@ -35,6 +35,7 @@ from pipeline import difference, evaluate, fetch, frame, scale, studies, trackin
 from pipeline.artifacts import paths
 from pipeline.params import compose_config, validate
 from pipeline.provenance import file_sha256
+from pipeline.studies import common
 
 STAGES = (fetch, difference, scale, frame, train)  # then the evaluate stage's scoring: the results table
 
@@ -59,9 +60,7 @@ class RecordedStudy:
 
 
 def enable_determinism() -> None:
-    import tensorflow as tf
-
-    tf.config.experimental.enable_op_determinism()
+    common.enable_op_determinism()
 
 
 def rerun(recorded: Recorded) -> pd.DataFrame:

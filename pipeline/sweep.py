@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import compare, difference, evaluate, fetch, frame, io, scale, stats, studies, tracking, train
 from pipeline.params import ConfigError, validate
+from pipeline.studies import common
 
 SWEEP_RESULTS = ("results.csv", "summary.csv", "tests.csv")  # written to the sweep folder after the last job
 # The core study is these stages then compare: dvc.yaml's `python -m pipeline.<stage>` stages, in order (a test
@@ -71,6 +72,7 @@ def main(cfg: DictConfig) -> None:
     parent = tracking.sweep_parent(cfg, sweep_dir(job)) if multirun else None
     try:
         if cfg.study in studies.NAMES:
+            common.enable_op_determinism()  # as the study's stage and the audit run it
             studies.load(cfg.study).run(cfg, root)
             tracking.log_other_study(cfg, root, cfg.study, kind="sweep", parent=parent, label=label)
             return

@@ -66,3 +66,17 @@ def test_check_batch_refuses_a_batch_the_model_was_not_built_for():
         common.check_batch(model, 8, 2)
     with pytest.raises(common.StudyError, match="10 rows do not split into whole batches of 4"):
         common.check_batch(model, 10, 4)
+
+
+def test_a_study_stage_trains_under_op_determinism_as_the_audit_does(monkeypatch, tmp_path):
+    from pipeline import audit, tracking
+
+    calls = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(common, "load_params", lambda: "cfg")
+    monkeypatch.setattr(common, "enable_op_determinism", lambda: calls.append("determinism"))
+    monkeypatch.setattr(tracking, "log_other_study", lambda cfg, root, name, kind: calls.append(f"log {name}"))
+    common.stage_main("echo", lambda cfg, root: calls.append(f"run {cfg} in {root}"))
+    assert calls == ["determinism", f"run cfg in {tmp_path}", "log echo"]
+    audit.enable_determinism()  # the audit throws the same switch
+    assert calls[-1] == "determinism"
