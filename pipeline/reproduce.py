@@ -178,9 +178,10 @@ def outputs(runner: Runner) -> tuple[list[str], list[str]]:
     if errors:
         raise ReproduceError(f"`dvc metrics show` could not read the metrics: {'; '.join(errors)}")
     metrics = sorted(files)
-    lock = yaml.safe_load((runner.root / "dvc.lock").read_text())
+    lock = yaml.safe_load((runner.root / "dvc.lock").read_text()).get("stages", {})
+    stages = runner.capture("dvc", "stage", "list", "--name-only").split()  # the lock may keep removed ones
     tables = set()
-    for stage in lock.get("stages", {}).values():
+    for stage in (lock[name] for name in stages if name in lock):
         for out in stage.get("outs", []):
             path = runner.root / out["path"]
             for csv in sorted(path.rglob("*.csv")) if path.is_dir() else [path]:
@@ -310,10 +311,9 @@ def reproduce(args: argparse.Namespace, work: Path) -> int:
     notes = [f"uncommitted changes reproduced: {', '.join(uncommitted)}"] if uncommitted else []
 
     # 4: the determinism audit
-    tables = [params["paths"]["results"], *(params["paths"][f"{name}_results"] for name in studies.NAMES)]
-    mismatch = audit(runner, [t for t in tables if (work / t).is_file()])  # the tables of the stages dvc.yaml has
-    notes.append(f"determinism audit: {mismatch or 'every repeat trained again came out bit-identical'}")
     metrics, tables = outputs(runner)
+    mismatch = audit(runner, tables)  # every per-repeat table the pipeline's stages wrote
+    notes.append(f"determinism audit: {mismatch or 'every repeat trained again came out bit-identical'}")
     if args.refresh:
         if mismatch:
             return publish(out, NONDETERMINISM, [*notes, "the reference was NOT refreshed"])
