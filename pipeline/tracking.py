@@ -21,7 +21,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -111,16 +111,18 @@ def experiment_id(cfg: DictConfig) -> str:
 # ---------------------------------------------------------------------------------------- what is logged
 
 
+def leaves(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``{"model": {"units": 1}}`` -> ``("model.units", 1)``: every non-mapping value under its dotted name."""
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """``{"model": {"units": 1}}`` -> ``{"model.units": "1"}``; non-strings as JSON (null, true, [5, 1, 0])."""
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value if isinstance(value, str) else json.dumps(value)
-    return flat
+    return {name: value if isinstance(value, str) else json.dumps(value) for name, value in leaves(tree, prefix)}
 
 
 def seed_tags(seeds: Sequence[int]) -> dict[str, str]:
@@ -255,16 +257,9 @@ def _log_regime(
     return child
 
 
-def numbers(tree: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+def numbers(tree: Mapping[str, Any]) -> dict[str, float]:
     """The numeric leaves of a nested mapping under dotted names (``lstm.solved.share``); flags and text left out."""
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(numbers(value, f"{name}."))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat[name] = float(value)
-    return flat
+    return {name: float(v) for name, v in leaves(tree) if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 def log_other_study(
