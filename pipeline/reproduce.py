@@ -170,8 +170,13 @@ def copy_tree(project: Path, work: Path) -> list[str]:
 # -------------------------------------------------------------------------------------------- the steps
 
 
-def outputs(runner: Runner) -> tuple[list[str], list[str]]:
-    """(metrics files, per-repeat tables) of the pipeline, as paths relative to the copy."""
+def stage_names(runner: Runner) -> list[str]:
+    """The stages ``dvc.yaml`` declares (``dvc.lock`` may still hold removed ones)."""
+    return runner.capture("dvc", "stage", "list", "--name-only").split()
+
+
+def outputs(runner: Runner, stages: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(metrics files, per-repeat tables) of the pipeline's ``stages``, as paths relative to the copy."""
     shown = json.loads(runner.capture("dvc", "metrics", "show", "--json") or "{}")
     files = {path: entry for revision in shown.values() for path, entry in revision.get("data", {}).items()}
     errors = [str(e["error"]) for e in (*shown.values(), *files.values()) if "error" in e]
@@ -179,7 +184,6 @@ def outputs(runner: Runner) -> tuple[list[str], list[str]]:
         raise ReproduceError(f"`dvc metrics show` could not read the metrics: {'; '.join(errors)}")
     metrics = sorted(files)
     lock = yaml.safe_load((runner.root / "dvc.lock").read_text()).get("stages", {})
-    stages = runner.capture("dvc", "stage", "list", "--name-only").split()  # the lock may keep removed ones
     tables = set()
     for stage in (lock[name] for name in stages if name in lock):
         for out in stage.get("outs", []):
@@ -190,8 +194,7 @@ def outputs(runner: Runner) -> tuple[list[str], list[str]]:
     return metrics, sorted(tables)
 
 
-def repro(runner: Runner) -> None:
-    stages = runner.capture("dvc", "stage", "list", "--name-only").split()
+def repro(runner: Runner, stages: Sequence[str]) -> None:
     restorable = [s for s in stages if s not in TRACKED_STAGES]
     if restorable:
         runner.check("dvc", "repro", *restorable)
@@ -306,12 +309,13 @@ def reproduce(args: argparse.Namespace, work: Path) -> int:
     if manifest is not None:
         seed_reference(work, reference, manifest["metrics"])
     runner.capture("dvc", "cache", "dir", "--local", str(args.cache / cache_key(fingerprint)))
-    repro(runner)
+    stages = stage_names(runner)
+    repro(runner, stages)
     shutil.copytree(work / Path(params["paths"]["report_md"]).parent, out / "report")
     notes = [f"uncommitted changes reproduced: {', '.join(uncommitted)}"] if uncommitted else []
 
     # 4: the determinism audit
-    metrics, tables = outputs(runner)
+    metrics, tables = outputs(runner, stages)
     mismatch = audit(runner, tables)  # every per-repeat table the pipeline's stages wrote
     notes.append(f"determinism audit: {mismatch or 'every repeat trained again came out bit-identical'}")
     if args.refresh:
