@@ -122,7 +122,7 @@ def compare(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> pd.DataFrame:
 def verdict(table: pd.DataFrame) -> str:
     """``bit-identical: n/n repeats`` or ``MISMATCH: k/n repeats differ`` (rows, for a table with framings)."""
     key = [c for c in ("regime", "framing", "repeat") if c in table.columns]
-    unit = "repeats" if key in (["regime", "repeat"], ["repeat"]) else "rows"
+    unit = "rows" if "framing" in key else "repeats"  # a framing's row is one of several models per repeat
     differ = table.loc[~table.identical, key].drop_duplicates()
     total = len(table[key].drop_duplicates())
     if differ.empty:
