@@ -270,7 +270,7 @@ def log_other_study(
 
     The run holds the study's config section and the base seed as params, every repeat's seed as tags, the
     numbers of its metrics JSON as metrics, and its results table, report section, plot and whole config as
-    artifacts: what ``python -m pipeline.audit <run id>`` re-runs and compares. A sweep job passes its
+    artifacts: what ``python -m pipeline.tools.audit <run id>`` re-runs and compares. A sweep job passes its
     sweep's parent run.
     """
     if not cfg.tracking.enabled:

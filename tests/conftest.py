@@ -32,7 +32,7 @@ def compose() -> Callable[..., DictConfig]:
 @pytest.fixture
 def prepared(compose, tmp_path: Path) -> Callable[..., tuple[DictConfig, Path]]:
     """A study folder with the data stages run: returns (cfg, root) ready for train/evaluate."""
-    from pipeline import difference, fetch, frame, scale
+    from pipeline.stages import difference, fetch, frame, scale
 
     def _prepared(*overrides: str) -> tuple[DictConfig, Path]:
         cfg = compose("data.source=packaged", *overrides)
@@ -79,9 +79,10 @@ def evaluated(compose, tmp_path: Path) -> Callable[..., tuple[DictConfig, Path]]
     Repeat r's forecast errors share one draw across regimes (as a shared initialisation would make them),
     scaled per regime, plus a little independent noise: a paired design with correlated repeats.
     """
-    from pipeline import data, fetch, io
+    from pipeline import data, io
     from pipeline.artifacts import paths
     from pipeline.seeds import repeat_seeds
+    from pipeline.stages import fetch
 
     def _evaluated(repeats: int = 16, *overrides: str) -> tuple[DictConfig, Path]:
         quick = ("stats.bootstrap_resamples=300", "stats.se_draws=300")

@@ -10,10 +10,12 @@ import pytest
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
-from pipeline import audit, evaluate, tracking
+from pipeline import tracking
 from pipeline.artifacts import paths
 from pipeline.params import PROJECT_ROOT, compose_config
+from pipeline.stages import evaluate
 from pipeline.studies import echo
+from pipeline.tools import audit
 
 OVERRIDES = ["regime=stateful", "repeats=2", "model.epochs=2", "data.source=packaged", "resume.enabled=false"]
 
@@ -49,7 +51,7 @@ def store(study, monkeypatch):
 def test_auditing_a_logged_run_reproduces_every_bit_and_tags_it(study):
     uri, _, logged = study
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "CI": "true"}
-    done = subprocess.run([sys.executable, "-m", "pipeline.audit", logged.parent], cwd=PROJECT_ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "pipeline.tools.audit", logged.parent], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "bit-identical: 2/2 repeats" in done.stdout

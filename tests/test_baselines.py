@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from pipeline import baselines, data, fetch
+from pipeline import data
+from pipeline.analysis import baselines
+from pipeline.stages import fetch
 
 SHAMPOO = pd.read_csv(BytesIO(fetch.packaged("shampoo.csv")))["Sales"].to_numpy(np.float64)
 CFG = OmegaConf.create({"season": 12, "arima_order": [1, 1, 0], "ets_trend": "add"})  # a quick ARIMA to refit

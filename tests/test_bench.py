@@ -5,8 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from pipeline import bench
 from pipeline.engines.base import Problem
+from pipeline.tools import bench
 
 
 def test_law_summary_tells_equal_from_shifted_distributions():

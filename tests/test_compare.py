@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import compare, io, stats
+from pipeline import io
+from pipeline.analysis import stats
 from pipeline.artifacts import paths
 from pipeline.params import ConfigError
+from pipeline.stages import compare
 
 
 def overall(verdicts: pd.DataFrame) -> dict[int, str]:

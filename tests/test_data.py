@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pipeline import data
-from pipeline.fetch import packaged
+from pipeline.stages.fetch import packaged
 
 SHAMPOO = packaged("shampoo.csv")
 PARSE = {

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import drift, stats
+from pipeline.analysis import stats
+from pipeline.tools import drift
 
 BOOT = stats.Bootstrap(resamples=200, seed=0)
 ALPHA = 0.05

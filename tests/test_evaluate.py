@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 from test_train import CountingEngine, Interrupted, use
 
-from pipeline import evaluate, train
 from pipeline.seeds import repeat_seeds
+from pipeline.stages import evaluate, train
 
 
 @pytest.mark.slow

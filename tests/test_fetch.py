@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import data, fetch
+from pipeline import data
+from pipeline.stages import fetch
 
 
 def test_packaged_copy_matches_the_pinned_checksum(compose, tmp_path: Path):

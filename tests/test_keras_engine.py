@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 from conftest import TINY
 
-from pipeline import data, evaluate, train
+from pipeline import data
 from pipeline.artifacts import load_problem, model_spec, paths
 from pipeline.engines.base import WEIGHT_NAMES, TrainedReplicas
 from pipeline.engines.init import initial_weights
 from pipeline.engines.keras_engine import KerasEngine
 from pipeline.params import regimes
 from pipeline.seeds import repeat_seeds
+from pipeline.stages import evaluate, train
 
 ENGINE = KerasEngine()
 
@@ -18,8 +19,8 @@ ENGINE = KerasEngine()
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """Every regime trained for 3 epochs, 2 repeats, with the Keras engine: (cfg, root, results)."""
-    from pipeline import difference, fetch, frame, scale
     from pipeline.params import compose_config
+    from pipeline.stages import difference, fetch, frame, scale
 
     root = tmp_path_factory.mktemp("study")
     cfg = compose_config([*TINY, "model.epochs=3", "data.source=packaged", "engine=keras"])

@@ -8,8 +8,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pipeline import compare, data, report
+from pipeline import data
+from pipeline.analysis import report
 from pipeline.artifacts import paths
+from pipeline.stages import compare
 
 SECTIONS = [
     "# How should an LSTM's state be managed?",

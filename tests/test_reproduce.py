@@ -11,8 +11,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from pipeline import drift, reproduce
 from pipeline.params import PROJECT_ROOT, compose_config
+from pipeline.tools import drift, reproduce
 
 SCRIPT = PROJECT_ROOT / "scripts" / "reproduce"
 
@@ -79,7 +79,7 @@ def test_the_copy_is_the_working_tree_without_ignored_files(tmp_path):
      (1, "MISMATCH: 1/4 repeats differ", "reports/results.csv: MISMATCH: 1/4 repeats differ")],
 )
 def test_the_audit_outcome_is_read_from_its_exit_status(tmp_path, exit_status, prints, expect):
-    fake = tmp_path / "pipeline" / "audit.py"  # stands in for python -m pipeline.audit in the copy
+    fake = tmp_path / "pipeline" / "audit.py"  # stands in for python -m pipeline.tools.audit in the copy
     fake.parent.mkdir()
     (fake.parent / "__init__.py").write_text("")
     fake.write_text(f"import sys\nprint({prints!r})\nsys.exit({exit_status})\n")
@@ -160,7 +160,8 @@ def project_copy(root: Path) -> Path:
 
 
 def run_reproduce(project: Path, out: Path, *args: str) -> tuple[int, str]:
-    cmd = [sys.executable, "-m", "pipeline.reproduce", "--out", str(out), "--cache", str(out.parent / "cache"), *args]
+    cache = str(out.parent / "cache")
+    cmd = [sys.executable, "-m", "pipeline.tools.reproduce", "--out", str(out), "--cache", cache, *args]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CI": "true"}
     done = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
     return done.returncode, done.stdout + done.stderr

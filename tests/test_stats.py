@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import stats
+from pipeline.analysis import stats
 
 BOOT = stats.Bootstrap(resamples=500, seed=3)
 SEEDS = np.arange(40)

@@ -14,8 +14,9 @@ from hydra.core.global_hydra import GlobalHydra
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
-from pipeline import audit, compare, sweep
 from pipeline.params import CONF_DIR, PROJECT_ROOT
+from pipeline.stages import compare
+from pipeline.tools import audit, sweep
 
 TINY = ("repeats=2", "model.epochs=2", "data.source=packaged")
 
@@ -52,12 +53,12 @@ def test_the_a_vs_a_preset_sweeps_two_base_seeds_of_one_regime():
 def test_the_local_parallel_launcher_is_the_default():
     launcher = hydra_config().hydra.launcher
     assert launcher._target_.endswith("JoblibLauncher") and launcher.backend == "loky"
-    assert hydra_config().hydra.callbacks.study._target_ == "pipeline.sweep.SweepCallback"
+    assert hydra_config().hydra.callbacks.study._target_ == "pipeline.tools.sweep.SweepCallback"
 
 
 def run_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "CI": "true"}
-    cmd = [sys.executable, "-m", "pipeline.sweep", "-m", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    cmd = [sys.executable, "-m", "pipeline.tools.sweep", "-m", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}",
            f"resume.cache={tmp_path / 'cache'}", *overrides]
     done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -123,14 +124,15 @@ def test_a_sweep_over_another_studys_repeats_is_summed_up_logged_and_audited(tmp
     assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "CI": "true"}
-    done = subprocess.run([sys.executable, "-m", "pipeline.audit", parent.info.run_id], cwd=PROJECT_ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "pipeline.tools.audit", parent.info.run_id], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "bit-identical: 1/1 repeats" in done.stdout and "bit-identical: 2/2 repeats" in done.stdout
 
 
 def test_a_sweep_across_studies_is_refused_before_any_study_runs(tmp_path):
-    cmd = [sys.executable, "-m", "pipeline.sweep", "-m", "study=echo,sine", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    sweep_dir = f"hydra.sweep.dir={tmp_path / 'sweep'}"
+    cmd = [sys.executable, "-m", "pipeline.tools.sweep", "-m", "study=echo,sine", sweep_dir]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "a sweep runs one study" in done.stderr

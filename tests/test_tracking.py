@@ -17,11 +17,12 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import fetch, io, tracking
+from pipeline import io, tracking
 from pipeline.artifacts import paths
 from pipeline.params import ConfigError, compose_config
 from pipeline.provenance import file_sha256
 from pipeline.seeds import repeat_seeds
+from pipeline.stages import fetch
 
 REGIMES = ("stateful", "noreset")
 OVERRIDES = ("regime=[stateful,noreset]", "repeats=3", "model.epochs=2", "data.source=packaged")

@@ -5,10 +5,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from pipeline import train
 from pipeline.engines.base import WEIGHT_NAMES
 from pipeline.engines.keras_engine import KerasEngine
 from pipeline.seeds import repeat_seeds
+from pipeline.stages import train
 
 
 class Interrupted(Exception):

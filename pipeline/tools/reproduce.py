@@ -8,10 +8,10 @@ What the weekly workflow runs, and what a user runs, step by step:
 3. ``dvc repro`` every stage with a DVC cache shared between reproductions on the same platform (``--cache``), so
    a rerun with unchanged inputs restores from DVC's run-cache what it can (DVC keeps none for stages with
    ``cache: false`` outputs); the stages that log to MLflow always run, so the store records this reproduction;
-4. ``python -m pipeline.audit`` on every study's results table: each is trained again from its recorded seeds and
+4. ``python -m pipeline.tools.audit`` on every study's results table: each is trained again from its recorded seeds and
    must come out bit for bit the same;
 5. ``dvc metrics diff`` against the reference commit, and every per-repeat table against the reference's
-   (``pipeline.drift``: exact on the reference's platform, distribution tests elsewhere);
+   (``pipeline.tools.drift``: exact on the reference's platform, distribution tests elsewhere);
 6. copy the report, the MLflow store, the logs and the verdict (``verdict.json``, ``summary.md``) to ``--out``.
 
 ``--refresh`` does steps 1 to 4 and writes the reference instead of judging against it.
@@ -42,9 +42,10 @@ from omegaconf import OmegaConf
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from pipeline import drift, io, studies
-from pipeline.compare import bootstrap_spec
+from pipeline import io, studies
 from pipeline.params import PROJECT_ROOT
+from pipeline.stages.compare import bootstrap_spec
+from pipeline.tools import drift
 
 PASS, ERROR, DRIFT, NONDETERMINISM = 0, 1, 3, 4  # 2: bad arguments (argparse)
 STATUS = {PASS: "PASS", DRIFT: "DRIFT", NONDETERMINISM: "NONDETERMINISM"}
@@ -52,7 +53,7 @@ OVERRIDES = ("experiment=ci",)
 REFERENCE = "reference"  # the committed results, relative to the project root
 MANIFEST = "manifest.json"
 TRACKED_STAGES = ("compare", *studies.NAMES)  # stages that log to MLflow: run, never restored from the run-cache
-AUDIT_MISMATCH = 1  # python -m pipeline.audit's exit status for a value whose bits differ (2: it could not audit)
+AUDIT_MISMATCH = 1  # python -m pipeline.tools.audit's exit status for a value whose bits differ (2: it could not audit)
 
 
 class ReproduceError(RuntimeError):
@@ -206,7 +207,7 @@ def audit(runner: Runner, tables: Sequence[str]) -> str | None:
     """None when the audit reproduced every value of every results table bit for bit, else what it found."""
     found = []
     for results in tables:
-        rc, output = runner.stream(sys.executable, "-m", "pipeline.audit", results)
+        rc, output = runner.stream(sys.executable, "-m", "pipeline.tools.audit", results)
         if rc == 0:
             continue
         mismatches = [line for line in output.splitlines() if line.startswith("MISMATCH")]

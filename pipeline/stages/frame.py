@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from pipeline import data, io
 from pipeline.artifacts import paths
 from pipeline.params import load_params
-from pipeline.scale import windows
+from pipeline.stages.scale import windows
 
 
 def run(cfg: DictConfig, root: Path) -> None:

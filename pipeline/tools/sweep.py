@@ -1,4 +1,5 @@
-"""Hydra entry point for sweeps: ``python -m pipeline.sweep -m regime=stateful,stateless,noreset repeats=10,30,100``.
+"""Hydra entry point for sweeps:
+``python -m pipeline.tools.sweep -m regime=stateful,stateless,noreset repeats=10,30,100``.
 
 Each job composes ``conf/`` with its overrides and runs the study's stages in process: the same
 ``run(cfg, root)`` functions ``dvc repro`` runs, in the same order, with ``root`` the job's own
@@ -31,8 +32,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import compare, difference, evaluate, fetch, frame, io, scale, stats, studies, tracking, train
+from pipeline import io, studies, tracking
+from pipeline.analysis import stats
 from pipeline.params import ConfigError, validate
+from pipeline.stages import compare, difference, evaluate, fetch, frame, scale, train
 from pipeline.studies import common
 
 SWEEP_RESULTS = ("results.csv", "summary.csv", "tests.csv")  # written to the sweep folder after the last job

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline import baselines, data, io, resume
+from pipeline import data, io, resume
+from pipeline.analysis import baselines
 from pipeline.artifacts import Paths, load_differenced, load_problem, load_scaler, model_spec, paths
 from pipeline.engines import Engine, Problem, TrainedReplicas, make_engine
 from pipeline.params import load_params, regimes

@@ -1,12 +1,12 @@
 """Has a reproduction drifted from the committed reference? Parameters, DVC metrics and per-repeat tables compared.
 
-Pure functions of tables and mappings (no files, no TensorFlow), used by ``pipeline.reproduce``. Two tolerances:
+Pure functions of tables and mappings (no files, no TensorFlow), used by ``pipeline.tools.reproduce``. Two tolerances:
 
 - *exact*, when the reproduction ran on the platform the reference was made on (same OS, CPU family, Python
   and pinned libraries): the study is deterministic there, so any bit that differs is drift.
 - *distribution*, on another platform, where floating-point round-off may legitimately move single numbers:
   each outcome column of each per-repeat table is tested against the reference, per group (regime, framing),
-  with the comparison stage's tests (``pipeline.stats``: Wilcoxon signed-rank and paired t when the seeds
+  with the comparison stage's tests (``pipeline.analysis.stats``: Wilcoxon signed-rank and paired t when the seeds
   pair up, Mann-Whitney U and Welch t when they do not), Holm-corrected over every column tested; a column
   drifts when either test rejects at ``stats.alpha``. No fixed epsilon on any single number.
 
@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from pipeline import stats
+from pipeline.analysis import stats
 
 Mode = Literal["exact", "distribution"]
 REFERENCE, REPRODUCED = "reference", "reproduced"

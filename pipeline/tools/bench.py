@@ -1,4 +1,4 @@
-"""``python -m pipeline.bench``: how fast the vectorized engine is, and whether it equals Keras in law.
+"""``python -m pipeline.tools.bench``: how fast the vectorized engine is, and whether it equals Keras in law.
 
 One run prints: the wall time of the whole study (every configured regime, ``--repeats`` models each,
 trained and forecast, compilation and worker start-up included) with the peak memory of the process
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from pipeline import data, difference, fetch, frame, scale
+from pipeline import data
 from pipeline.artifacts import load_differenced, load_problem, load_scaler, model_spec, paths
 from pipeline.engines import make_engine
 from pipeline.engines.base import Engine, ModelSpec, Problem
@@ -38,6 +38,7 @@ from pipeline.engines.keras_engine import KerasEngine
 from pipeline.params import compose_config, regimes
 from pipeline.regimes import StateRegime
 from pipeline.seeds import repeat_seeds
+from pipeline.stages import difference, fetch, frame, scale
 
 
 def _ignore(_: int) -> None:
@@ -238,7 +239,7 @@ def report_law(study: Study, engine: Engine, args, epochs: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.tools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=1000, help="models per regime in the study timing")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per model (default: model.epochs)")
     parser.add_argument("--regime", default="stateful", help="regime of the throughput and scaling runs")

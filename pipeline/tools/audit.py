@@ -1,4 +1,4 @@
-"""``python -m pipeline.audit <mlflow-run-id | results.csv>``: is a finished study reproducible bit for bit?
+"""``python -m pipeline.tools.audit <mlflow-run-id | results.csv>``: is a finished study reproducible bit for bit?
 
 Re-runs the study from its recorded config and seeds, in a temporary folder, with TensorFlow's op
 determinism on and the resume cache off (every replica is trained again), and compares every recorded
@@ -31,10 +31,11 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import difference, evaluate, fetch, frame, scale, studies, tracking, train
+from pipeline import studies, tracking
 from pipeline.artifacts import paths
 from pipeline.params import compose_config, validate
 from pipeline.provenance import file_sha256
+from pipeline.stages import difference, evaluate, fetch, frame, scale, train
 from pipeline.studies import common
 
 STAGES = (fetch, difference, scale, frame, train)  # then the evaluate stage's scoring: the results table
@@ -205,7 +206,7 @@ def log_outcome(cfg: DictConfig, run_ids: Sequence[str], outcome: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.audit", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.tools.audit", description=__doc__.splitlines()[0])
     parser.add_argument("target", help="an MLflow run id, or a results.csv written by the evaluate stage")
     parser.add_argument("--config", type=Path, help="the study's config, for a results file found apart from it")
     args = parser.parse_args(argv)

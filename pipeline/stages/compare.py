@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline import data, io, report, stats
+from pipeline import data, io
+from pipeline.analysis import report, stats
 from pipeline.artifacts import Paths, paths
 from pipeline.params import ConfigError, load_params
 

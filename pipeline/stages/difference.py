@@ -9,8 +9,8 @@ from omegaconf import DictConfig
 
 from pipeline import data, io
 from pipeline.artifacts import paths
-from pipeline.fetch import parse
 from pipeline.params import load_params
+from pipeline.stages.fetch import parse
 
 
 def run(cfg: DictConfig, root: Path) -> None:

@@ -23,7 +23,8 @@ import pandas as pd
 from markdown_it import MarkdownIt
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import io, stats
+from pipeline import io
+from pipeline.analysis import stats
 from pipeline.params import to_yaml
 from pipeline.provenance import library_versions
 

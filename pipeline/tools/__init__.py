@@ -1,0 +1,1 @@
+"""Entry points around the pipeline (sweep, audit, bench, reproduce, drift): nothing in pipeline/ imports them."""
