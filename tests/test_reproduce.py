@@ -73,15 +73,22 @@ def test_the_copy_is_the_working_tree_without_ignored_files(tmp_path):
     assert git(work, "status", "--porcelain") == "" and len(git(work, "log", "--oneline").splitlines()) == 1
 
 
+def fake_audit(root: Path) -> Path:
+    """An empty ``pipeline.tools`` package under ``root``, for a stand-in ``audit.py`` to be written into."""
+    tools = root / "pipeline" / "tools"
+    tools.mkdir(parents=True)
+    for package in (tools.parent, tools):
+        (package / "__init__.py").write_text("")
+    return tools / "audit.py"
+
+
 @pytest.mark.parametrize(
     ("exit_status", "prints", "expect"),
     [(0, "bit-identical: 4/4 repeats", None),
      (1, "MISMATCH: 1/4 repeats differ", "reports/results.csv: MISMATCH: 1/4 repeats differ")],
 )
 def test_the_audit_outcome_is_read_from_its_exit_status(tmp_path, exit_status, prints, expect):
-    fake = tmp_path / "pipeline" / "audit.py"  # stands in for python -m pipeline.tools.audit in the copy
-    fake.parent.mkdir()
-    (fake.parent / "__init__.py").write_text("")
+    fake = fake_audit(tmp_path)  # stands in for python -m pipeline.tools.audit in the copy
     fake.write_text(f"import sys\nprint({prints!r})\nsys.exit({exit_status})\n")
     runner = reproduce.Runner(tmp_path, dict(os.environ), tmp_path / "log")
     assert reproduce.audit(runner, ["reports/results.csv"]) == expect
@@ -93,9 +100,7 @@ def test_the_audit_outcome_is_read_from_its_exit_status(tmp_path, exit_status, p
      "print('could not re-run: RuntimeError: boom'); sys.exit(2)"],  # the audit's own failure
 )
 def test_an_audit_that_crashes_is_an_error_not_nondeterminism(tmp_path, script):
-    fake = tmp_path / "pipeline" / "audit.py"
-    fake.parent.mkdir()
-    (fake.parent / "__init__.py").write_text("")
+    fake = fake_audit(tmp_path)
     fake.write_text(f"import sys\nif 'echo' in sys.argv[-1]:\n    {script}\nprint('bit-identical: 2/2 repeats')\n")
     runner = reproduce.Runner(tmp_path, dict(os.environ), tmp_path / "log")
     with pytest.raises(reproduce.ReproduceError, match=r"audit of reports/echo\.csv failed with exit status"):
