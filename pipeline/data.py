@@ -79,6 +79,10 @@ def parse_series(raw: bytes, *, source: str, fmt: CsvFormat, interval: int, min_
     if fmt.header:
         line, header = rows.pop(0) if rows else (1, [])
         _check_header(header, line, source, fmt)
+    elif rows and len(rows[0][1]) == 2 and _number(rows[0][1][1], fmt) is None and not _period(rows[0][1][0], fmt):
+        line, first = rows[0]
+        raise DataError(f"{source} line {line} ({fmt.delimiter.join(first)!r}) is a header, not data: "
+                        "set data.header=true.")
     if not rows:
         raise DataError(f"{source} has a header but no rows.")
     lines = [line for line, _ in rows]
@@ -184,9 +188,9 @@ def _values(texts: list[str], lines: list[int], source: str, fmt: CsvFormat) -> 
     bad = [i for i, v in enumerate(numbers) if v is None or not np.isfinite(v)]
     if bad:
         at = ", ".join(f"line {lines[i]} ({texts[i]!r})" for i in bad[:5])
-        marks = "".join(sorted({m for i in bad for m in ",." if m in texts[i]}))
-        hint = (f"; if {marks!r} is the decimal mark or a thousands separator, set data.decimal or data.thousands "
-                f"(e.g. data.decimal=',' or data.thousands=',')") if marks else ""
+        marks = any(mark in texts[i] for i in bad for mark in ",.")
+        hint = ("; for a decimal comma set data.decimal=',' (and data.delimiter=';'), for thousands separators "
+                "data.thousands=',' or '.'") if marks else ""
         raise DataError(
             f"{source}: '{fmt.value_column}' must be a finite number on every row; bad values at {at}{hint}."
         )

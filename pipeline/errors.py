@@ -89,8 +89,8 @@ def restore_hint() -> str:
     stage = os.environ.get("DVC_STAGE")
     if not stage:
         return ""
-    return (f"\ndvc repro removed stage '{stage}''s outputs before running it: `dvc checkout {stage}` restores the "
-            "last good ones from DVC's cache (`git checkout -- reports` the committed reports).")
+    return (f"\nunder dvc repro: `dvc checkout {stage}` restores the stage's last good outputs where DVC removed them "
+            "(`git checkout -- reports` the committed reports).")
 
 
 def cli(main: Callable[[], int | None]) -> NoReturn:

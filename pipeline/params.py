@@ -35,7 +35,7 @@ def compose_config(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> 
             cfg = compose(config_name="config", overrides=list(overrides))
     except HydraException as err:
         raise ConfigError(composition_error(err)) from None
-    validate(cfg)
+    validate(cfg, conf_dir)
     return cfg
 
 
@@ -69,7 +69,7 @@ def load_params(path: Path | str = "params.yaml") -> DictConfig:
     return cfg
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig, conf_dir: Path = CONF_DIR) -> None:
     """Raise a one-line :class:`ConfigError` unless every key, type and range of ``cfg`` is as the schema says."""
     try:
         resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -79,7 +79,7 @@ def validate(cfg: DictConfig) -> None:
     if misplaced:
         raise ConfigError(
             f"regime.{misplaced[0]} holds a regime field, not a regime record: "
-            f"{' and '.join(unpackaged_regime_files()) or 'a regime file'} lacks its first line "
+            f"{' and '.join(unpackaged_regime_files(conf_dir)) or 'a regime file'} lacks its first line "
             "`# @package regime.<file name>`; add it."
         )
     schema.validate(resolved)
@@ -101,12 +101,12 @@ def regimes(cfg: DictConfig) -> list[StateRegime]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Compose ``conf/`` with ``argv``'s overrides (the command line's by default) into ``params.yaml``."""
     overrides = list(sys.argv[1:] if argv is None else argv)
-    cfg = compose_config(overrides)
+    cfg = compose_config(overrides, CONF_DIR)
     io.write_text(
         PARAMS_FILE,
         "# Generated from conf/ by `python -m pipeline.params`; edit conf/, not this file.\n" + to_yaml(cfg),
     )
-    print(f"wrote {PARAMS_FILE.relative_to(PROJECT_ROOT)} ({len(regimes(cfg))} regimes, {cfg.repeats} repeats)")
+    print(f"wrote {PARAMS_FILE.name} ({len(regimes(cfg))} regimes, {cfg.repeats} repeats)")
 
 
 if __name__ == "__main__":
