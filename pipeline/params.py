@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -33,18 +33,21 @@ def compose_config(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> 
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
             cfg = compose(config_name="config", overrides=list(overrides))
-    except HydraException as err:
+    except (HydraException, ValueError) as err:  # Hydra raises ValueError for some malformed overrides
         raise ConfigError(composition_error(err)) from None
     validate(cfg, conf_dir)
     return cfg
 
 
-def composition_error(err: HydraException) -> str:
+def composition_error(err: Exception) -> str:
     """Hydra's complaint about an override as one line: an unknown key or group option with what exists."""
     text = str(err).strip().splitlines()[0]
     unknown = re.match(r"Could not override '([^']+)'", text)
     if unknown:
         return schema.unknown_key(unknown[1])
+    if isinstance(err, OverrideParseException):
+        return (f"the override {err.override} does not parse ({text}): quote a value that holds ; , [ ] = or spaces, "
+                "e.g. data.delimiter=';'")
     if isinstance(err, MissingConfigException) and err.options:
         missing = text.removeprefix("In 'config': ")
         return f"{missing}: the choices are {', '.join(sorted(err.options))}"

@@ -240,10 +240,10 @@ def validate(config: Mapping[str, Any]) -> None:
     try:
         Config.model_validate(config)
     except ValidationError as err:
-        raise ConfigError(describe(err, Config, config)) from None
+        raise ConfigError(describe(err, Config)) from None
 
 
-def describe(err: ValidationError, model: type, config: Mapping[str, Any], prefix: str = "") -> str:
+def describe(err: ValidationError, model: type, prefix: str = "") -> str:
     """The first of ``err``'s problems as one line: key, value, expected type, an example; plus how many more."""
     problems = err.errors()
     first = problems[0]
@@ -339,7 +339,8 @@ def _expected(annotation: Any, info: FieldInfo | None = None) -> str:
         others = [a for a in args if a is not type(None)]
         tagged = [a for a in others if isinstance(a, type) and issubclass(a, BaseModel)]
         if tagged:
-            return "an engine: name " + " or ".join(str(get_args(a.model_fields["name"].annotation)[0]) for a in tagged)
+            names = " or ".join(str(get_args(a.model_fields["name"].annotation)[0]) for a in tagged)
+            return f"a mapping whose name is {names}"
         return " or ".join(_expected(a) for a in others) + (" or null" if type(None) in args else "")
     if origin is list:
         return f"a list, each {_expected(args[0])}"

@@ -245,6 +245,8 @@ CONFIG_FAULTS = {
                         "engine.name=vectorized",
     "data.frequency=monthly": "data.frequency='monthly' (str) is invalid (not a pandas period frequency (D, W, M, Q, "
                               "Y, ...)): expected a string; e.g. data.frequency=M",
+    "data.delimiter=;": "the override data.delimiter=; does not parse (LexerNoViableAltException: data.delimiter=;): "
+                        "quote a value that holds ; , [ ] = or spaces, e.g. data.delimiter=';'",
     "data.sha256=abc": "data.sha256='abc' (str) is invalid (string should match pattern '^[0-9a-f]{64}$'): expected "
                        "a string or null; e.g. data.sha256=null",
 }
