@@ -209,7 +209,7 @@ class Sine(Group):
     repeats: Positive = Field(examples=[30])
     points: Positive = Field(examples=[1000])
     step: float = Field(gt=0, examples=[0.01])
-    noise_sd: float = Field(ge=0, examples=[0.1])
+    noise_sd: float = Field(gt=0, examples=[0.1])
     units: Positive = Field(examples=[10])
     batch_size: Positive = Field(examples=[100])
     epochs: Positive = Field(examples=[70])
