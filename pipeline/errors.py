@@ -10,7 +10,7 @@ its traceback. ``--debug`` on the command line or ``PIPELINE_DEBUG=1`` shows the
 | 1 | unexpected error (a bug): the traceback is printed |
 | 2 | bad input: config, data, regime, or a missing input file |
 | 3 | tracking store unreachable or broken |
-| 4 | cannot write an output: disk full, read-only, no permission |
+| 4 | a file cannot be written (disk full, read-only) or accessed (no permission) |
 | 130 | interrupted (Ctrl-C) |
 """
 
@@ -75,6 +75,8 @@ def one_line(err: BaseException) -> tuple[int, str] | None:
 
     if isinstance(err, PipelineError):
         return err.exit_code, str(err)
+    if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM):  # reading as much as writing
+        return WRITE, f"cannot access {err.filename or 'a file'}: {os.strerror(err.errno)}; check its permissions."
     if isinstance(err, OSError) and err.errno in WRITE_ERRNOS:
         return WRITE, str(write_error(err.filename or "a file", err))
     if isinstance(err, FileNotFoundError):

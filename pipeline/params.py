@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
@@ -64,11 +65,14 @@ def load_params(path: Path | str = "params.yaml") -> DictConfig:
         raise ConfigError(f"{path} not found: generate it from conf/ with `python -m pipeline.params`.")
     try:
         cfg = OmegaConf.load(path)
-    except (OmegaConfBaseException, ValueError) as err:  # YAML syntax
+    except (OmegaConfBaseException, yaml.YAMLError, ValueError) as err:
         raise ConfigError(f"{path} is not valid YAML ({' '.join(str(err).split())}): regenerate it with "
                           "`python -m pipeline.params`.") from None
     OmegaConf.set_struct(cfg, True)  # a typo in a key is an error, not a silent default
-    validate(cfg)
+    try:
+        validate(cfg)
+    except ConfigError as err:
+        raise ConfigError(f"{err} (in {path}: set it in conf/, then `python -m pipeline.params`)") from None
     return cfg
 
 
