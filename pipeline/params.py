@@ -82,7 +82,8 @@ def validate(cfg: DictConfig, conf_dir: Path = CONF_DIR) -> None:
         resolved = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as err:
         raise ConfigError(f"the config does not resolve: {str(err).splitlines()[0]}") from None
-    misplaced = [k for k, v in (resolved.get("regime") or {}).items() if not isinstance(v, dict)]
+    group = resolved.get("regime")
+    misplaced = [k for k, v in group.items() if not isinstance(v, dict)] if isinstance(group, dict) else []
     if misplaced:
         raise ConfigError(
             f"regime.{misplaced[0]} holds a regime field, not a regime record: "
