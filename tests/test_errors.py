@@ -365,3 +365,14 @@ def test_the_command_line_prints_no_traceback_and_names_the_restore_under_dvc(pr
         f"error: {root / 'absent.csv'} does not exist: point data.path at your CSV.\n"
         "under dvc repro: `dvc checkout fetch` restores the stage's last good outputs where DVC removed them "
         "(`git checkout -- reports` the committed reports).\n")
+
+
+def test_a_sweep_with_a_dead_tracking_server_stops_before_its_jobs(tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:5999"}
+    cmd = [sys.executable, "-m", "pipeline.tools.sweep", "-m", "regime=stateful,noreset", *TINY[:3],
+           f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3 and done.stderr.splitlines()[-1] == (
+        "error: the MLflow tracking server http://127.0.0.1:5999 is unreachable ([Errno 111] Connection refused): "
+        "start it, point MLFLOW_TRACKING_URI at one that runs, or run without tracking: tracking.enabled=false.")
+    assert not list((tmp_path / "sweep").glob("*/.hydra"))  # no job started
