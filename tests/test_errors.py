@@ -355,6 +355,7 @@ def test_debug_shows_the_traceback(project, monkeypatch, capsys):
         run_cli(fetch.main, monkeypatch, capsys)
 
 
+@pytest.mark.slow  # a real process: the interpreter and its imports
 def test_the_command_line_prints_no_traceback_and_names_the_restore_under_dvc(project):
     root, configure = project
     configure(user_file(root / "absent.csv"))
@@ -367,6 +368,7 @@ def test_the_command_line_prints_no_traceback_and_names_the_restore_under_dvc(pr
         "(`git checkout -- reports` the committed reports).\n")
 
 
+@pytest.mark.slow  # a real process: the interpreter and its imports
 def test_a_sweep_with_a_dead_tracking_server_stops_before_its_jobs(tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:5999"}
     cmd = [sys.executable, "-m", "pipeline.tools.sweep", "-m", "regime=stateful,noreset", *TINY[:3],
