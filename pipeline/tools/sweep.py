@@ -3,7 +3,7 @@
 
 Each job composes ``conf/`` with its overrides and runs the study's stages in process: the same
 ``run(cfg, root)`` functions ``dvc repro`` runs, in the same order, with ``root`` the job's own
-output folder (``multirun/<date>/<time>/<num>_<overrides>/``), so jobs never share a file. Finished
+output folder (``multirun/<date>/<time>-<pid>-<random>/<num>_<overrides>/``), so jobs never share a file. Finished
 chunks of replicas go to the project's resume cache, so a killed sweep, rerun, trains only what is
 missing. Each job logs its regimes as child runs of the sweep's MLflow parent run.
 
