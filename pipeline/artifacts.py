@@ -15,6 +15,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 from pipeline import data, io
 from pipeline.engines.base import ModelSpec, Problem
+from pipeline.errors import MissingInput
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def model_spec(cfg: DictConfig) -> ModelSpec:
 
 def load_differenced(p: Paths) -> dict[str, np.ndarray]:
     if not p.differenced.is_file():
-        raise FileNotFoundError(f"{p.differenced} is missing: run the difference stage (dvc repro difference).")
+        raise MissingInput(f"{p.differenced} is missing: run the difference stage (dvc repro difference).")
     return io.load_arrays(p.differenced)
 
 
@@ -59,6 +60,6 @@ def load_scaler(p: Paths, window: str) -> MinMaxScaler:
 def load_problem(p: Paths, window: str) -> Problem:
     path = p.supervised(window)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run the frame stage (dvc repro frame).")
+        raise MissingInput(f"{path} is missing: run the frame stage (dvc repro frame).")
     arrays = io.load_arrays(path)
     return Problem(**{k: arrays[k].astype(np.float32) for k in ("x_train", "y_train", "x_test", "y_test")})

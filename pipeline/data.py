@@ -9,17 +9,25 @@ Index bookkeeping for a series ``x[0..n-1]`` differenced at ``interval`` k and f
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
+from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.preprocessing import MinMaxScaler
 
+from pipeline.errors import BadInput, MissingInput
 
-class DataError(ValueError):
+
+class DataError(BadInput):
     """The input series cannot be used; the message names the problem and the fix."""
 
 
@@ -29,73 +37,228 @@ class Series:
     values: np.ndarray  # float64, finite
 
 
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a series file is written and what it must hold: the ``data.*`` keys of the same names."""
+
+    date_column: str
+    value_column: str
+    date_format: str  # strptime format of date_prefix + period
+    date_prefix: str
+    frequency: str  # pandas period frequency: one row per period, none missing
+    header: bool  # whether the first line names the columns
+    delimiter: str
+    decimal: str
+    thousands: str | None
+    encoding: str
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> CsvFormat:
+        return cls(**{f.name: section[f.name] for f in fields(cls)})
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the models train and forecast in float32
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_HTML = re.compile(rb"^\s*(<!doctype html|<html|<head|<body)", re.IGNORECASE)
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def parse_series(
-    raw: bytes,
-    *,
-    source: str,
-    date_column: str,
-    value_column: str,
-    date_format: str,
-    date_prefix: str,
-    min_length: int,
-) -> Series:
-    """Parse CSV bytes into a validated series, or raise :class:`DataError` saying what to fix."""
+def parse_series(raw: bytes, *, source: str, fmt: CsvFormat, interval: int, min_length: int) -> Series:
+    """Parse CSV bytes into a validated series, or raise :class:`DataError` saying what to fix.
+
+    Line numbers in messages are lines of the file (blank lines and the header counted).
+    """
     if not raw.strip():
-        raise DataError(f"{source} is empty: expected a CSV with a '{date_column},{value_column}' header and rows.")
-    try:
-        frame = pd.read_csv(pd.io.common.BytesIO(raw), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{source} is not a readable CSV ({exc}).") from exc
-    columns = [str(c).strip() for c in frame.columns]
-    if columns[:2] != [date_column, value_column] or len(columns) != 2:
-        raise DataError(
-            f"{source} has header {columns}, expected exactly ['{date_column}', '{value_column}']: "
-            "fix the file, or set data.date_column / data.value_column to the file's column names."
-        )
-    if frame.empty:
+        raise DataError(f"{source} is empty: expected a CSV with a '{fmt.date_column},{fmt.value_column}' header "
+                        "and one row per period.")
+    refuse_html(raw, source)
+    rows = _rows(_decode(raw, source, fmt.encoding), source, fmt)
+    if fmt.header:
+        line, header = rows.pop(0) if rows else (1, [])
+        _check_header(header, line, source, fmt)
+    elif rows and len(rows[0][1]) == 2 and _number(rows[0][1][1], fmt) is None and not _period(rows[0][1][0], fmt):
+        line, first = rows[0]
+        raise DataError(f"{source} line {line} ({fmt.delimiter.join(first)!r}) is a header, not data: "
+                        "set data.header=true.")
+    if not rows:
         raise DataError(f"{source} has a header but no rows.")
-    periods = frame.iloc[:, 0].str.strip()
-    values = pd.to_numeric(frame.iloc[:, 1].str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        rows = ", ".join(f"row {i + 2} ({frame.iloc[i, 1]!r})" for i in bad[:5])
-        raise DataError(f"{source}: '{value_column}' must be a finite number on every row; bad values at {rows}.")
-    _check_periods(periods, source=source, date_format=date_format, date_prefix=date_prefix)
+    lines = [line for line, _ in rows]
+    for line, fields_ in rows:
+        if len(fields_) != 2:
+            raise DataError(_field_count_error(source, line, fields_, fmt))
+    periods = [period.strip() for _, (period, _) in rows]
+    values = _values([value for _, (_, value) in rows], lines, source, fmt)
+    _check_periods(periods, lines, source=source, fmt=fmt)
     if len(values) < min_length:
         raise DataError(
             f"{source} has {len(values)} rows but at least {min_length} are needed for the configured split "
             "(differencing interval + lag + test_size + at least one training pair): "
             "use a longer series or a smaller data.test_size."
         )
+    _check_scale(values, lines, source, interval)
     return Series(periods=tuple(periods), values=values)
 
 
-def _check_periods(periods: pd.Series, *, source: str, date_format: str, date_prefix: str) -> None:
-    duplicated = periods[periods.duplicated()]
-    if not duplicated.empty:
-        raise DataError(f"{source}: duplicate period {duplicated.iloc[0]!r}; every row must be a distinct period.")
+def refuse_html(raw: bytes, source: str) -> None:
+    """Raise when ``raw`` is a web page (a repository's page of the file, a login page) rather than the file."""
+    if _HTML.match(raw.removeprefix(b"\xef\xbb\xbf")):
+        raise DataError(f"{source} is an HTML page, not a CSV: point data.url or data.path at the raw file "
+                        "(on GitHub, the 'Raw' link).")
+
+
+def _decode(raw: bytes, source: str, encoding: str) -> str:
+    codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding  # a BOM is not part of the header
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(f"{source} line {line} is not valid {encoding} (byte {raw[err.start]:#04x}): set "
+                        "data.encoding to the file's encoding, e.g. data.encoding=latin-1 or cp1252.") from None
+
+
+def _rows(text: str, source: str, fmt: CsvFormat) -> list[tuple[int, list[str]]]:
+    """(first file line, fields) of every non-blank row."""
+    reader = csv.reader(StringIO(text, newline=""), delimiter=fmt.delimiter)
+    rows, line = [], 1
+    try:
+        for fields_ in reader:
+            if any(f.strip() for f in fields_):
+                rows.append((line, fields_))
+            line = reader.line_num + 1
+    except csv.Error as err:
+        raise DataError(f"{source} line {reader.line_num} is not readable CSV ({err}).") from None
+    return rows
+
+
+def _check_header(header: list[str], line: int, source: str, fmt: CsvFormat) -> None:
+    columns = [c.strip() for c in header]
+    expected = [fmt.date_column, fmt.value_column]
+    if columns == expected:
+        return
+    looks_like_data = len(columns) == 2 and (_number(columns[1], fmt) is not None or _period(columns[0], fmt))
+    if looks_like_data:
+        raise DataError(
+            f"{source} line {line} ({fmt.delimiter.join(header)!r}) is data, not a header: set data.header=false "
+            f"(the columns are then data.date_column and data.value_column), or add the header line "
+            f"'{fmt.delimiter.join(expected)}'."
+        )
+    hint = _delimiter_hint(header, fmt)
+    raise DataError(
+        f"{source} has header {columns}, expected exactly {expected}: "
+        + (hint or "fix the file, or set data.date_column / data.value_column to the file's column names.")
+    )
+
+
+def _delimiter_hint(fields_: list[str], fmt: CsvFormat) -> str:
+    joined = fmt.delimiter.join(fields_)
+    for other in (";", "\t", "|", ","):
+        if other != fmt.delimiter and other in joined and len(fields_) < 2:
+            return f"the file seems to separate columns with {other!r}: set data.delimiter={other!r}."
+    return ""
+
+
+def _field_count_error(source: str, line: int, fields_: list[str], fmt: CsvFormat) -> str:
+    text = fmt.delimiter.join(fields_)
+    hint = _delimiter_hint(fields_, fmt)
+    if not hint and len(fields_) > 2 and fmt.delimiter == "," and all(f.strip().isdigit() for f in fields_[1:]):
+        hint = "values with a decimal comma need another delimiter: set data.delimiter=';' data.decimal=','."
+    if not hint and len(fields_) < 2:
+        hint = "remove notes and footers from the file, or fix the row."
+    return (f"{source} line {line} ({text!r}) has {len(fields_)} field(s), expected 2 "
+            f"({fmt.date_column}{fmt.delimiter}{fmt.value_column}): {hint or 'fix the row.'}")
+
+
+def _number(text: str, fmt: CsvFormat) -> float | None:
+    """``text`` as a number under the file's decimal mark and thousands separator; None when it is not one."""
+    text = text.strip()
+    if fmt.thousands:
+        text = text.replace(fmt.thousands, "")
+    if fmt.decimal != ".":
+        if "." in text:
+            return None
+        text = text.replace(fmt.decimal, ".")
+    return float(text) if _NUMBER.fullmatch(text) else None
+
+
+def _values(texts: list[str], lines: list[int], source: str, fmt: CsvFormat) -> np.ndarray:
+    numbers = [_number(t, fmt) for t in texts]
+    bad = [i for i, v in enumerate(numbers) if v is None or not np.isfinite(v)]
+    if bad:
+        at = ", ".join(f"line {lines[i]} ({texts[i]!r})" for i in bad[:5])
+        marks = any(mark in texts[i] for i in bad for mark in ",.")
+        hint = ("; for a decimal comma set data.decimal=',' (and data.delimiter=';'), for thousands separators "
+                "data.thousands=',' or '.'") if marks else ""
+        raise DataError(
+            f"{source}: '{fmt.value_column}' must be a finite number on every row; bad values at {at}{hint}."
+        )
+    return np.array(numbers, dtype=np.float64)
+
+
+def _period(text: str, fmt: CsvFormat) -> datetime | None:
+    try:
+        return datetime.strptime(fmt.date_prefix + text.strip(), fmt.date_format)
+    except ValueError:
+        return None
+
+
+def _check_periods(periods: list[str], lines: list[int], *, source: str, fmt: CsvFormat) -> None:
+    seen: dict[str, int] = {}
+    for period, line in zip(periods, lines, strict=True):
+        if period in seen:
+            raise DataError(f"{source}: duplicate period {period!r} at lines {seen[period]} and {line}; "
+                            "every row must be a distinct period.")
+        seen[period] = line
     parsed = []
-    for period in periods:
-        try:
-            parsed.append(datetime.strptime(date_prefix + period, date_format))
-        except ValueError:
+    for period, line in zip(periods, lines, strict=True):
+        when = _period(period, fmt)
+        if when is None:
             raise DataError(
-                f"{source}: period {period!r} does not parse as {date_format!r} after prefixing {date_prefix!r}; "
-                "set data.date_format and data.date_prefix to match the file."
-            ) from None
-    labels = list(periods)
+                f"{source} line {line}: period {period!r} does not parse as {fmt.date_format!r} after prefixing "
+                f"{fmt.date_prefix!r}; set data.date_format and data.date_prefix to match the file."
+            )
+        parsed.append(when)
+    ordinals = [pd.Period(when, freq=fmt.frequency).ordinal for when in parsed]
     for i in range(1, len(parsed)):
         if parsed[i] <= parsed[i - 1]:
-            raise DataError(f"{source}: periods must increase, but {labels[i]!r} follows {labels[i - 1]!r}.")
+            raise DataError(f"{source} line {lines[i]}: periods must increase, but {periods[i]!r} follows "
+                            f"{periods[i - 1]!r}.")
+    for i in range(1, len(parsed)):
+        step = ordinals[i] - ordinals[i - 1]
+        if step == 0:
+            raise DataError(f"{source} lines {lines[i - 1]} and {lines[i]}: {periods[i - 1]!r} and {periods[i]!r} "
+                            f"fall in the same {fmt.frequency!r} period; set data.frequency to the series' own.")
+        if step > 1:
+            missing = pd.Period(parsed[i - 1], freq=fmt.frequency) + 1
+            more = f" and {step - 2} more" if step > 2 else ""
+            raise DataError(
+                f"{source}: no row for {missing}{more} between line {lines[i - 1]} ({periods[i - 1]!r}) and line "
+                f"{lines[i]} ({periods[i]!r}) at data.frequency={fmt.frequency}: add the missing period, or set "
+                "data.frequency to the series' own."
+            )
+
+
+def _check_scale(values: np.ndarray, lines: list[int], source: str, interval: int) -> None:
+    """Values, their differences and the differences' span must fit the float32 the models compute in."""
+    diffs = difference(values, interval)
+    checks = (
+        (np.abs(values), lambda i: f"line {lines[i]}'s value {values[i]:g}"),
+        (np.abs(diffs), lambda i: f"the change from line {lines[i]} to line {lines[i + interval]} ({diffs[i]:g})"),
+    )
+    for magnitude, what in checks:
+        i = int(np.argmax(magnitude))
+        if magnitude[i] > FLOAT32_MAX / 2:  # the scaler maps the span max - min to 2
+            raise DataError(
+                f"{source}: {what(i)} overflows float32 (at most {FLOAT32_MAX / 2:.2g} after differencing and "
+                "scaling), which the models compute in: rescale the series, e.g. into thousands or millions."
+            )
 
 
 def read_series(path: Path, **kwargs) -> Series:
     if not path.is_file():
-        raise DataError(f"{path} does not exist: run the fetch stage first (dvc repro fetch) or check data.path.")
+        raise MissingInput(f"{path} does not exist: run the fetch stage first (dvc repro fetch) or check data.path.")
     return parse_series(path.read_bytes(), source=str(path), **kwargs)
 
 

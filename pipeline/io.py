@@ -1,7 +1,9 @@
 """Atomic, byte-stable file writing: nothing is ever left half-written.
 
 Every output goes to a temporary file beside its target and is renamed into place only once it is
-complete, so a crash keeps the previous version (or nothing) and never a truncated file. Array
+complete, so a crash keeps the previous version (or nothing) and never a truncated file; related files
+(a report's markdown and HTML) are renamed into place together, only once all of them are complete. A
+full disk or a read-only folder is a :class:`~pipeline.errors.WriteError` naming the file. Array
 archives are written with fixed zip timestamps so the same arrays always give the same bytes, which
 keeps DVC from rerunning downstream stages when nothing really changed.
 """
@@ -21,22 +23,46 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.errors import write_error
+
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@contextmanager
+def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
+    """Temporary paths for files that belong together: all are renamed into place once the block succeeds,
+    none if it fails (the previous versions stay, consistent with each other)."""
+    temporaries: list[Path] = []
+    try:
+        for path in paths:
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            os.close(fd)
+            temporaries.append(Path(tmp))
+        yield list(temporaries)
+        for tmp, path in zip(temporaries, paths, strict=True):
+            os.replace(tmp, path)
+    except OSError as err:
+        targets = {str(tmp): path for tmp, path in zip(temporaries, paths, strict=False)}
+        raise write_error(targets.get(str(err.filename), err.filename or paths[0]), err) from err
+    finally:
+        for tmp in temporaries:
+            tmp.unlink(missing_ok=True)
+
+
+def write_together(files: Mapping[str | Path, bytes | str]) -> None:
+    """Write several related files all-or-nothing (text as UTF-8): e.g. ``{report_md: md, report_html: html}``."""
+    with atomic_paths(*files) as temporaries:
+        for tmp, content in zip(temporaries, files.values(), strict=True):
+            tmp.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, target)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    with atomic_paths(path) as (tmp,):
+        yield tmp
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

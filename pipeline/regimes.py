@@ -10,10 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from pipeline.errors import BadInput
+
 Forecast = Literal["one_step", "batch"]
 
 
-class RegimeError(ValueError):
+class RegimeError(BadInput):
     """A regime record is inconsistent; the message names the field and the fix."""
 
 

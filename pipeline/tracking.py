@@ -21,6 +21,8 @@ import json
 import os
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -39,6 +41,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.artifacts import paths
+from pipeline.errors import TrackingError
 from pipeline.params import ConfigError
 from pipeline.provenance import file_sha256, git_state, library_versions, project_root
 
@@ -81,12 +84,53 @@ def _creation_lock(uri: str) -> contextlib.AbstractContextManager:
     return FileLock(f"{db}.lock")
 
 
+OFF = "or run without tracking: tracking.enabled=false"
+
+
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Raise a TrackingError at once when an MLflow server does not answer (any HTTP answer will do), rather
+    than after MLflow's minutes of retries."""
+    if urlparse(uri).scheme not in ("http", "https"):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise TrackingError(f"the MLflow tracking server {uri} is unreachable ({reason}): start it, point "
+                            f"MLFLOW_TRACKING_URI at one that runs, {OFF}.") from None
+
+
+def check_store_file(db: Path) -> None:
+    """Raise a TrackingError naming the SQLite file and the fix when it cannot be written."""
+    if db.exists() and not os.access(db, os.W_OK):
+        raise TrackingError(f"the MLflow store {db} is read-only: make it writable (chmod u+w {db}), point "
+                            f"MLFLOW_TRACKING_URI at another store, {OFF}.")
+    if not os.access(db.parent if db.parent.exists() else project_root(), os.W_OK):
+        raise TrackingError(f"the folder of the MLflow store {db} is not writable (SQLite writes its journal there): "
+                            f"make it writable, set tracking.store elsewhere, {OFF}.")
+
+
 @cache
 def client(uri: str) -> MlflowClient:
     """A client of the store at ``uri``; the store's tables are created (under the lock) when it is new."""
+    check_reachable(uri)
+    db = _sqlite_path(uri)
+    if db is not None:
+        check_store_file(db)
     with _creation_lock(uri):
-        mlflow = MlflowClient(tracking_uri=uri)
-        mlflow.search_experiments(max_results=1)  # opens the store, creating or migrating its tables
+        try:
+            mlflow = MlflowClient(tracking_uri=uri)
+            mlflow.search_experiments(max_results=1)  # opens the store, creating or migrating its tables
+        except Exception as err:  # an SQL error from a damaged file, or a server that is not MLflow
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            if db is None:
+                raise TrackingError(f"the MLflow store {uri} cannot be used ({first}): check MLFLOW_TRACKING_URI, "
+                                    f"{OFF}.") from None
+            raise TrackingError(f"the MLflow store {db} cannot be opened ({first}): move it aside "
+                                f"(mv {db} {db}.broken) to start a new one, {OFF}.") from None
     return mlflow
 
 

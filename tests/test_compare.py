@@ -116,9 +116,8 @@ def test_median_repeat_is_the_lower_middle_one():
 
 
 def test_missing_inputs_and_bad_settings_say_what_to_do(evaluated):
-    cfg, root = evaluated(4, "stats.alpha=1.5")
-    with pytest.raises(ConfigError, match=r"stats\.alpha"):
-        compare.run(cfg, root)
+    with pytest.raises(ConfigError, match=r"stats\.alpha"):  # refused as the config is composed
+        evaluated(4, "stats.alpha=1.5")
     cfg, root = evaluated(4)
     paths(cfg, root).forecasts.unlink()
     with pytest.raises(FileNotFoundError, match="evaluate"):

@@ -4,16 +4,15 @@ import numpy as np
 import pytest
 
 from pipeline import data
+from pipeline.errors import MissingInput
 from pipeline.stages.fetch import packaged
 
 SHAMPOO = packaged("shampoo.csv")
-PARSE = {
-    "date_column": "Month",
-    "value_column": "Sales",
-    "date_format": "%Y-%m",
-    "date_prefix": "190",
-    "min_length": 15,
-}
+SHAMPOO_FORMAT = data.CsvFormat(
+    date_column="Month", value_column="Sales", date_format="%Y-%m", date_prefix="190", frequency="M", header=True,
+    delimiter=",", decimal=".", thousands=None, encoding="utf-8",
+)
+PARSE = {"fmt": SHAMPOO_FORMAT, "interval": 1, "min_length": 15}
 
 
 def parse(raw: bytes) -> data.Series:
@@ -100,7 +99,7 @@ BAD_INPUTS = {
     "wrong header": (b'"Date","Value"\n"1-01",1.0\n', "expected exactly"),
     "extra column": (b'"Month","Sales","x"\n"1-01",1.0,2\n', "expected exactly"),
     "no rows": (b'"Month","Sales"\n', "no rows"),
-    "non-numeric": (SHAMPOO.replace(b"145.9", b"lots"), "row 3 \\('lots'\\)"),
+    "non-numeric": (SHAMPOO.replace(b"145.9", b"lots"), "line 3 \\('lots'\\)"),
     "nan": (SHAMPOO.replace(b"145.9", b"nan"), "finite number"),
     "inf": (SHAMPOO.replace(b"183.1", b"inf"), "finite number"),
     "empty value": (SHAMPOO.replace(b"183.1", b""), "finite number"),
@@ -122,7 +121,7 @@ def test_bad_input_is_named(name):
 
 
 def test_missing_file_names_the_fix(tmp_path: Path):
-    with pytest.raises(data.DataError, match="does not exist: run the fetch stage"):
+    with pytest.raises(MissingInput, match="does not exist: run the fetch stage"):
         data.read_series(tmp_path / "nope.csv", **PARSE)
 
 

@@ -61,7 +61,7 @@ def test_step_table_shows_share_right_and_the_modal_prediction():
 @pytest.mark.parametrize(("override", "message"), [
     ("echo.sequences=[[3,0,1,2,5]]", "only use symbols 0..4"),
     ("echo.sequences=[[3,0,1],[4,0,1,2]]", "one common length"),
-    ("echo.epochs=0", r"echo\.epochs must be a positive integer"),
+    ("echo.epochs=0", r"echo\.epochs=0 \(int\) is invalid: expected an integer >= 1"),
 ])  # fmt: skip
 def test_bad_config_is_refused_with_the_fix(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import data
+from pipeline.errors import MissingInput
 from pipeline.stages import fetch
 
 
@@ -74,7 +75,7 @@ def test_user_csv_with_own_columns_and_no_checksum(compose, tmp_path):
 
 def test_missing_user_file(compose, tmp_path):
     cfg = compose("data.source=file", f"data.path={tmp_path / 'absent.csv'}", "data.sha256=null")
-    with pytest.raises(data.DataError, match="does not exist"):
+    with pytest.raises(MissingInput, match="does not exist"):
         fetch.obtain(cfg.data)
 
 

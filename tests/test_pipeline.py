@@ -32,16 +32,19 @@ def project(tmp_path_factory) -> Path:
     for name in project_files():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PROJECT_ROOT / name, root / name)
+    # The copy's dvc.lock may predate this tree's code: record the other studies' committed outputs as they are,
+    # so that `dvc repro compare` (whose report includes their sections) reruns only the shampoo stages here.
     for cmd in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
+        [str(Path(sys.executable).parent / "dvc"), "commit", "--force", "--quiet", "alphabet", "echo", "sine"],
     ):
         subprocess.run(cmd, cwd=root, check=True)
     return root
 
 
-def run(project: Path, *args: str) -> str:
+def run(project: Path, *args: str, code: int = 0) -> str:
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -49,7 +52,7 @@ def run(project: Path, *args: str) -> str:
         "CI": "true",
     }
     done = subprocess.run(args, cwd=project, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == code, done.stdout + done.stderr
     return done.stdout + done.stderr
 
 
@@ -78,3 +81,23 @@ def test_dvc_repro_runs_the_study_then_only_what_changed(project):
     assert "train" in ran_stages(run(project, "dvc", "repro", "--no-run-cache", "compare"))  # recompute, don't restore
     pd.testing.assert_frame_equal(pd.read_csv(project / "reports" / "results.csv"), results)  # same seeds, same bits
     assert not rerun.rmse.equals(results.rmse)
+
+
+def test_your_own_series_reruns_fetch_when_edited_and_a_bad_one_keeps_the_last_good(project):
+    mine = project / "mine.csv"
+    mine.write_bytes((project / "pipeline/resources/shampoo.csv").read_bytes())
+    run(project, sys.executable, "-m", "pipeline.params", *TINY, "data.source=file", f"data.path={mine}",
+        "data.sha256=null")
+    run(project, "dvc", "repro", "fetch")
+    assert ran_stages(run(project, "dvc", "repro", "fetch")) == []
+    mine.write_bytes(mine.read_bytes().replace(b"266.0", b"267.0"))
+    assert ran_stages(run(project, "dvc", "repro", "fetch")) == ["fetch"]
+    good = (project / "data/raw/series.csv").read_bytes()
+    assert b"267.0" in good
+
+    mine.write_bytes(mine.read_bytes().replace(b"145.9", b"lots"))
+    failed = run(project, "dvc", "repro", "fetch", code=255)
+    assert f"error: {mine}: 'Sales' must be a finite number on every row; bad values at line 3 ('lots').\n" in failed
+    assert "exited with 2" in failed and "Traceback" not in failed
+    assert (project / "data/raw/series.csv").read_bytes() == good  # the last good series is kept
+    run(project, sys.executable, "-m", "pipeline.params", *TINY)

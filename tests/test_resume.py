@@ -82,5 +82,5 @@ def test_cache_location_and_size_come_from_the_config(monkeypatch, tmp_path):
     cfg = compose_config(["resume.chunk_size=3"])
     assert resume.cache_from_config(cfg) == resume.ChunkCache(tmp_path.resolve() / ".cache/replicas", 3)
     assert resume.cache_from_config(compose_config(["resume.enabled=false"])).directory is None
-    with pytest.raises(ValueError, match=r"resume\.chunk_size must be a positive integer"):
+    with pytest.raises(ValueError, match=r"resume\.chunk_size=0 \(int\) is invalid: expected an integer >= 1"):
         resume.cache_from_config(compose_config(["resume.chunk_size=0"]))

@@ -65,8 +65,8 @@ def test_summary_reports_equality_and_breakage_as_rates():
 
 @pytest.mark.parametrize(("override", "message"), [
     ("sine.points=250", "multiple of sine.batch_size"),
-    ("sine.noise_sd=0", r"sine\.noise_sd must be positive"),
-    ("sine.epochs=0", r"sine\.epochs must be a positive integer"),
+    ("sine.noise_sd=0", r"sine\.noise_sd=0 \(int\) is invalid: expected a number > 0"),
+    ("sine.epochs=0", r"sine\.epochs=0 \(int\) is invalid: expected an integer >= 1"),
 ])  # fmt: skip
 def test_bad_config_is_refused_with_the_fix(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.utils import setup_globals
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
@@ -23,8 +24,8 @@ TINY = ("repeats=2", "model.epochs=2", "data.source=packaged")
 
 def test_jobs_run_the_core_stages_of_dvc_yaml_in_order():
     stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
-    core = [m.group(1) for s in stages.values() if (m := re.fullmatch(r"python -m pipeline\.(\w+)", s["cmd"]))]
-    assert [m.__name__.removeprefix("pipeline.") for m in (*sweep.STAGES, compare)] == core
+    core = [m[1] for s in stages.values() if (m := re.fullmatch(r"python -m pipeline\.stages\.(\w+)", s["cmd"]))]
+    assert [m.__name__.removeprefix("pipeline.stages.") for m in (*sweep.STAGES, compare)] == core
     assert sweep.STAGES[:-1] == audit.STAGES  # the audit re-runs them up to the evaluate stage's scoring
 
 
@@ -54,6 +55,14 @@ def test_the_local_parallel_launcher_is_the_default():
     launcher = hydra_config().hydra.launcher
     assert launcher._target_.endswith("JoblibLauncher") and launcher.backend == "loky"
     assert hydra_config().hydra.callbacks.study._target_ == "pipeline.tools.sweep.SweepCallback"
+
+
+def test_runs_and_sweeps_started_in_the_same_second_get_folders_of_their_own():
+    setup_globals()  # Hydra's ${now:} resolver, as a run registers it
+    folders = [(c.run.dir, c.sweep.dir) for c in (hydra_config().hydra for _ in range(2))]
+    (run_a, sweep_a), (run_b, sweep_b) = folders
+    assert run_a != run_b and sweep_a != sweep_b
+    assert run_a.rsplit("/", 1)[1].split("-")[3] == str(os.getpid())  # time, then the process, then a random part
 
 
 def run_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline import data, io
+from pipeline import data, errors, io
 from pipeline.analysis import report, stats
 from pipeline.artifacts import Paths, paths
 from pipeline.params import ConfigError, load_params
@@ -269,4 +269,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    errors.cli(main)

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline import data, io
+from pipeline import data, errors, io
 from pipeline.artifacts import paths
+from pipeline.errors import MissingInput
 from pipeline.params import load_params
 from pipeline.stages.fetch import parse
 
@@ -16,7 +17,7 @@ from pipeline.stages.fetch import parse
 def run(cfg: DictConfig, root: Path) -> None:
     p = paths(cfg, root)
     if not p.raw.is_file():
-        raise data.DataError(f"{p.raw} does not exist: run the fetch stage first (dvc repro fetch).")
+        raise MissingInput(f"{p.raw} does not exist: run the fetch stage first (dvc repro fetch).")
     series = parse(p.raw.read_bytes(), cfg.data, str(p.raw))
     io.save_arrays(
         p.differenced,
@@ -34,4 +35,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    errors.cli(main)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline import data, io, resume
+from pipeline import data, errors, io, resume
 from pipeline.analysis import baselines
 from pipeline.artifacts import Paths, load_differenced, load_problem, load_scaler, model_spec, paths
 from pipeline.engines import Engine, Problem, TrainedReplicas, make_engine
@@ -98,4 +98,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    errors.cli(main)

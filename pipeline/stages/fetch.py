@@ -1,7 +1,10 @@
 """Stage ``fetch``: obtain the series, check its bytes and schema, and write it to ``paths.raw``.
 
 The public URL is tried first (with a timeout); without network, the copy shipped inside the
-package is used. Either way the bytes must match the pinned sha256 and parse as a valid series.
+package is used; ``data.source=file`` reads ``data.path`` (a dependency of the stage in ``dvc.yaml``,
+so editing the file reruns it). Either way the bytes must match the pinned sha256 (unless null) and
+parse as a valid series; a failure leaves the previous ``paths.raw`` in place (it is written only once
+valid, and ``dvc.yaml`` marks it ``persist`` so that DVC does not delete it first).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pipeline import data, io
+from pipeline import data, errors, io
 from pipeline.artifacts import paths
+from pipeline.errors import MissingInput
 from pipeline.params import load_params
 
 
@@ -35,7 +39,8 @@ def check_sha256(raw: bytes, expected: str | None, source: str) -> None:
     if expected is not None and data.sha256(raw) != expected:
         raise data.DataError(
             f"checksum mismatch for {source}: sha256 is {data.sha256(raw)}, expected {expected}; "
-            "the file changed: restore it, or set data.sha256 to the new value (or null) if the change is intended."
+            f"the file changed: restore it, or pin the new bytes with data.sha256={data.sha256(raw)} "
+            "(data.sha256=null accepts any) if the change is intended."
         )
 
 
@@ -43,16 +48,16 @@ def obtain(cfg: DictConfig) -> tuple[bytes, str]:
     """Bytes of the series and where they came from, checked against ``data.sha256``."""
     source = cfg.source
     if source == "file":
-        if cfg.path is None:
-            raise data.DataError("data.source is 'file' but data.path is not set: point data.path at your CSV.")
         path = Path(cfg.path)
         if not path.is_file():
-            raise data.DataError(f"{path} does not exist: check data.path.")
+            raise MissingInput(f"{path} does not exist: point data.path at your CSV.")
         raw, origin = path.read_bytes(), str(path)
     elif source in ("auto", "url"):
         raw, origin = download(cfg.url, cfg.timeout_s), cfg.url
         if raw is None and source == "url":
             raise data.DataError(f"could not download {cfg.url}: check the network, or use data.source=auto.")
+        if raw is not None and source == "url":
+            data.refuse_html(raw, cfg.url)
         if raw is not None and source == "auto" and cfg.sha256 is not None and data.sha256(raw) != cfg.sha256:
             print(f"fetch: {cfg.url} does not match the pinned sha256; using the packaged copy")
             raw = None
@@ -68,12 +73,7 @@ def obtain(cfg: DictConfig) -> tuple[bytes, str]:
 
 def parse(raw: bytes, cfg: DictConfig, source: str) -> data.Series:
     return data.parse_series(
-        raw,
-        source=source,
-        date_column=cfg.date_column,
-        value_column=cfg.value_column,
-        date_format=cfg.date_format,
-        date_prefix=cfg.date_prefix,
+        raw, source=source, fmt=data.CsvFormat.from_config(cfg), interval=cfg.interval,
         min_length=data.min_series_length(cfg.interval, cfg.test_size),
     )
 
@@ -91,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    errors.cli(main)

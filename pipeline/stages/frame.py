@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pipeline import data, io
+from pipeline import data, errors, io
 from pipeline.artifacts import paths
 from pipeline.params import load_params
 from pipeline.stages.scale import windows
@@ -27,4 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    errors.cli(main)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pipeline import data, io
+from pipeline import data, errors, io
 from pipeline.artifacts import load_differenced, paths
 from pipeline.params import load_params, regimes
 
@@ -35,4 +35,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    errors.cli(main)

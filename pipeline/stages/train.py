@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline import progress, resume
+from pipeline import errors, progress, resume
 from pipeline.artifacts import load_problem, model_spec, paths
 from pipeline.engines import Engine, Problem, TrainedReplicas, make_engine
 from pipeline.engines.base import ModelSpec, Progress
@@ -66,4 +66,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    errors.cli(main)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import io, progress
+from pipeline import errors, io, progress
 from pipeline.artifacts import paths
 from pipeline.params import ConfigError
 from pipeline.seeds import epoch_orders, repeat_seeds
@@ -380,4 +380,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    errors.cli(main)

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from statsmodels.stats.proportion import proportion_confint
 
 from pipeline import io
+from pipeline.errors import BadInput
 from pipeline.params import ConfigError, load_params
 
 # Streams 0 and 1 of a repeat's seed draw initial weights and shuffles (pipeline.seeds); data comes from 2.
@@ -34,7 +35,7 @@ def stage_main(name: str, run: Callable[[DictConfig, Path], pd.DataFrame]) -> No
     tracking.log_other_study(cfg, root, name, kind="repro")
 
 
-class StudyError(ValueError):
+class StudyError(BadInput):
     """A study cannot run as asked; the message names the problem and the fix."""
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline import io, progress
+from pipeline import errors, io, progress
 from pipeline.artifacts import paths
 from pipeline.params import ConfigError
 from pipeline.seeds import repeat_seeds
@@ -280,4 +280,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    errors.cli(main)

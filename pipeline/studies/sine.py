@@ -18,7 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from scipy import stats
 
-from pipeline import io, progress
+from pipeline import errors, io, progress
 from pipeline.artifacts import paths
 from pipeline.params import ConfigError
 from pipeline.seeds import repeat_seeds
@@ -279,4 +279,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    errors.cli(main)

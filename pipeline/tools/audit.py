@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import studies, tracking
+from pipeline import errors, studies, tracking
 from pipeline.artifacts import paths
 from pipeline.params import compose_config, validate
 from pipeline.provenance import file_sha256
@@ -243,4 +243,4 @@ def tracking_runs_of(cfg: DictConfig, results: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    errors.cli(main)

@@ -3,7 +3,7 @@
 
 Each job composes ``conf/`` with its overrides and runs the study's stages in process: the same
 ``run(cfg, root)`` functions ``dvc repro`` runs, in the same order, with ``root`` the job's own
-output folder (``multirun/<date>/<time>/<num>_<overrides>/``), so jobs never share a file. Finished
+output folder (``multirun/<date>/<time>-<pid>-<random>/<num>_<overrides>/``), so jobs never share a file. Finished
 chunks of replicas go to the project's resume cache, so a killed sweep, rerun, trains only what is
 missing. Each job logs its regimes as child runs of the sweep's MLflow parent run.
 
@@ -20,6 +20,8 @@ Nothing imports this module.
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import io, studies, tracking
+from pipeline import errors, io, studies, tracking
 from pipeline.analysis import stats
+from pipeline.errors import PipelineError
 from pipeline.params import ConfigError, validate
 from pipeline.stages import compare, difference, evaluate, fetch, frame, scale, train
 from pipeline.studies import common
@@ -42,6 +45,11 @@ SWEEP_RESULTS = ("results.csv", "summary.csv", "tests.csv")  # written to the sw
 # The core study is these stages then compare: dvc.yaml's `python -m pipeline.<stage>` stages, in order (a test
 # holds this list to dvc.yaml). The other write-ups' studies are one stage each (`study=<name>`).
 STAGES = (fetch, difference, scale, frame, train, evaluate)
+
+# conf/hydra/default.yaml's run and sweep folders end in ${unique:}, so concurrent runs never share one. Cached:
+# a sweep's jobs (in other processes) get the value their sweep resolved, as Hydra copies the resolver cache.
+if not OmegaConf.has_resolver("unique"):  # run as __main__, the callback imports this module a second time
+    OmegaConf.register_new_resolver("unique", lambda: f"{os.getpid()}-{secrets.token_hex(3)}", use_cache=True)
 
 
 def sweep_dir(hydra_node: Any) -> Path:
@@ -61,7 +69,7 @@ def job_label(overrides: list[str], keys: set[str]) -> str:
     return ",".join(o.input_line for o in parsed if o.key_or_group in keys)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     validate(cfg)
     job = HydraConfig.get()
@@ -166,12 +174,20 @@ class SweepCallback(Callback):
     run_id: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.run_id = tracking.start_sweep(config, sweep_dir(config.hydra), list(config.hydra.overrides.task))
+        try:
+            self.run_id = tracking.start_sweep(config, sweep_dir(config.hydra), list(config.hydra.overrides.task))
+        except PipelineError as err:  # Hydra would only warn, then start every job
+            errors.exit_now(err)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         folder = sweep_dir(config.hydra)
         tracking.finish_sweep(config, self.run_id, folder, summarize(config, folder))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra re-raises a job's error, which errors.cli prints as one line
     main()
+
+
+if __name__ == "__main__":
+    errors.cli(cli)
