@@ -662,9 +662,9 @@ class VectorizedEngine:
                 chunk = running.pop(future)
                 state, losses, seconds = future.result()
                 chunk.advance(state, losses, seconds, self.segment_s)
-                _report(chunk, losses.shape[1], progress)
                 if checkpoints and chunk.key:
                     checkpoints.save(chunk.key, chunk.checkpoint())
+                _report(chunk, losses.shape[1], progress)
                 if chunk.done < chunk.epochs:
                     running[executor.submit(_run_segment, chunk.task(), device)] = chunk
         trained = _assemble(jobs, chunks)
