@@ -13,10 +13,13 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.preprocessing import MinMaxScaler
+
+if TYPE_CHECKING:  # imported where a scaler is made: the stages that need none start faster
+    from sklearn.preprocessing import MinMaxScaler
 
 
 class DataError(ValueError):
@@ -138,6 +141,8 @@ def training_diff_span(n_diffs: int, test_size: int, train_rows: int | None) -> 
 
 
 def fit_scaler(train_values: np.ndarray, feature_range: tuple[float, float] = (-1.0, 1.0)) -> MinMaxScaler:
+    from sklearn.preprocessing import MinMaxScaler
+
     return MinMaxScaler(feature_range=feature_range).fit(np.asarray(train_values, dtype=np.float64).reshape(-1, 1))
 
 

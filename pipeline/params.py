@@ -10,8 +10,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import io, studies
@@ -28,6 +26,9 @@ class ConfigError(ValueError):
 
 def compose_config(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictConfig:
     """Compose the primary config with Hydra overrides, exactly as ``dvc exp run -S`` would."""
+    from hydra import compose, initialize_config_dir  # here: the stages read params.yaml and need no Hydra
+    from hydra.core.global_hydra import GlobalHydra
+
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
         cfg = compose(config_name="config", overrides=list(overrides))
