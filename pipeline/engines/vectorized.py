@@ -9,13 +9,16 @@ pass, the mean-squared-error loss, its gradient (written out below, op for op wh
 to each replica's loss is one, so no replica's loss reaches another's weights) and Keras's Adam
 update. Plain graph, no XLA, as Keras runs on a CPU.
 
-Replicas are trained in chunks of at most ``chunk_size``, side by side in ``workers`` processes
-whose TensorFlow runtimes run on one thread each (tiny ops gain nothing from more threads; separate
-processes overlap the per-op overhead that dominates at a thousand replicas). A replica's result
-depends on its seed alone: every chunk is padded to a whole number of SIMD packets, so each element
-goes through the same vectorized kernel path wherever it sits (a ragged tail takes a scalar path that
-differs in the last bit, which is also why this engine and Keras, which feeds the kernels one
-element at a time, differ in ulps).
+``train_many`` takes every job (a training procedure over some seeds), groups the jobs of equal
+shapes, and cuts each group's replicas into chunks of at most ``chunk_size``: one compiled program
+per chunk, whatever mix of procedures it holds (per-replica reset masks and row orders). Chunks run
+in epoch segments of about ``segment_s`` seconds, each segment a task for one of ``workers``
+processes (one pool per process, kept; TensorFlow on one thread each: tiny ops gain nothing from more
+threads, and separate processes overlap the per-op overhead), so progress and checkpoints happen
+between segments. A replica's result depends on its seed alone: every chunk is padded to a whole
+number of SIMD packets, so each element goes through the same vectorized kernel path wherever it sits
+(a ragged tail takes a scalar path that differs in the last bit, which is also why this engine and
+Keras, which feeds the kernels one element at a time, differ in ulps).
 """
 
 from __future__ import annotations

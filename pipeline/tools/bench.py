@@ -189,6 +189,16 @@ def keras_forecasts(problem: Problem, reg: StateRegime, spec: ModelSpec, seeds: 
         return np.concatenate(list(parts))
 
 
+def _one_thread() -> None:
+    """Run this process's TensorFlow on one thread, as each engine worker does: in-process timings (the cost per
+    replica-step, its reference, Keras) then measure one core's work, not idle threads spinning."""
+    import tensorflow as tf
+
+    with suppress(RuntimeError):  # already initialised (a second main() in one process): keep its setting
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
 def _device(engine: Engine) -> str:
     uses_gpu = getattr(engine, "uses_gpu", None)
     return "gpu" if uses_gpu and uses_gpu() else f"cpu ({len(os.sched_getaffinity(0))} cores)"
@@ -254,7 +264,7 @@ def report_cell(engine: Engine, problem: Problem, reg: StateRegime, spec: ModelS
     mine = engine_step_seconds(engine, problem, reg, spec, replicas)
     steps = spec.epochs * len(problem.x_train)
     reference = cell_reference_seconds(spec.units, replicas, steps)
-    print(f"\ncost per replica-step on {reg.name}, {replicas} replicas, {spec.epochs} epochs (CPU time, one process):")
+    print(f"\ncost per replica-step on {reg.name}, {replicas} replicas, {spec.epochs} epochs (CPU time, one thread):")
     print(f"  engine:    {mine * 1e9:.1f} ns")
     print(f"  reference: {reference * 1e9:.1f} ns (the same step XLA-fused on one fixed row, {steps} steps)")
     print(f"  ratio:     {mine / reference:.3g}x")
@@ -336,6 +346,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--law-workers", type=int, default=0, help="Keras processes (0: one per core)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/, before the options: engine.workers=1")
     args = parser.parse_args(argv)
+    _one_thread()
 
     with tempfile.TemporaryDirectory() as tmp:
         study = prepare(args.overrides, Path(tmp))
