@@ -1,4 +1,4 @@
-"""The fast engine: every replica of a regime trained at once, in one compiled TensorFlow program.
+"""The fast engine: thousands of replicas, of every training procedure of equal shapes, in one compiled program.
 
 The replicas' weights are stacked (replica axis innermost, so every op runs over contiguous
 replicas) and trained by one ``tf.function``: a graph loop over epochs and batches whose every op
