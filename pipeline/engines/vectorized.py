@@ -439,7 +439,9 @@ def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray],
     plan, state = segment.plan, segment.state
     start = time.perf_counter()
     if state is None:
-        w = flatten(initial_weights(segment.seeds, plan.units, plan.n_in))
+        # Procedures of one chunk share seeds, and a replica's initial weights depend on its seed alone.
+        unique, inverse = np.unique(segment.seeds, return_inverse=True)
+        w = np.ascontiguousarray(flatten(initial_weights(unique, plan.units, plan.n_in))[..., inverse])
         zeros = np.zeros((plan.units, plan.batch_size, plan.replicas), np.float32)
         state = {"w": w, "m": np.zeros_like(w), "v": np.zeros_like(w), "h": zeros, "c": zeros}
     with tf.device(_tf_device(device)):
