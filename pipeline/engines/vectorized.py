@@ -651,6 +651,8 @@ class VectorizedEngine:
         self, jobs: Sequence[TrainingJob], progress: JobProgress, checkpoints: Checkpoints | None = None
     ) -> list[TrainedReplicas]:
         jobs = [_checked(job) for job in jobs]
+        if not jobs:
+            return []
         chunks = self._chunks(jobs)
         workers = min(self.n_workers(), len(chunks))
         device = "cpu" if not self.uses_gpu() else "gpu"
@@ -661,17 +663,22 @@ class VectorizedEngine:
                 chunk.restore(saved)
                 _report(chunk, chunk.done, progress)
         running = {executor.submit(_run_segment, c.task(), device): c for c in chunks if c.done < c.epochs}
-        while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                chunk = running.pop(future)
-                state, losses, seconds = future.result()
-                chunk.advance(state, losses, seconds, self.segment_s)
-                if checkpoints and chunk.key:
-                    checkpoints.save(chunk.key, chunk.checkpoint())
-                _report(chunk, losses.shape[1], progress)
-                if chunk.done < chunk.epochs:
-                    running[executor.submit(_run_segment, chunk.task(), device)] = chunk
+        try:
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    chunk = running.pop(future)
+                    state, losses, seconds = future.result()
+                    chunk.advance(state, losses, seconds, self.segment_s)
+                    if checkpoints and chunk.key:
+                        checkpoints.save(chunk.key, chunk.checkpoint())
+                    _report(chunk, losses.shape[1], progress)
+                    if chunk.done < chunk.epochs:
+                        running[executor.submit(_run_segment, chunk.task(), device)] = chunk
+        except BaseException:
+            for future in running:  # interrupted: queued segments are dropped, the checkpoints keep the work done
+                future.cancel()
+            raise
         trained = _assemble(jobs, chunks)
         for chunk in chunks:
             if checkpoints and chunk.key:
