@@ -118,3 +118,6 @@ def test_more_repeats_reuse_the_chunks_already_trained(prepared, monkeypatch, tm
     assert engine.train_calls == [repeat_seeds(cfg.base_seed, 3).tolist()[2:]]
     assert "train: 2 of 3 replicas taken from the resume cache" in capsys.readouterr().out
     assert len(trained) == 3
+    again = use(monkeypatch, train, CountingEngine())
+    assert_same(train.run(cfg, root)["stateful"], trained)
+    assert again.train_calls == []  # everything cached: nothing trained
