@@ -331,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.tools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=1000, help="models per regime in the study timing")
     parser.add_argument("--big-repeats", type=int, default=10000, help="models per regime of the large study (0: skip)")
+    parser.add_argument("--big-epochs", type=int, default=None, help="epochs of the large study (default: --epochs)")
     parser.add_argument("--cell-replicas", type=int, default=10000, help="replicas of the cost-per-step comparison")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per model (default: model.epochs)")
     parser.add_argument("--regime", default="stateful", help="regime of the throughput and scaling runs")
@@ -354,7 +355,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         epochs = args.epochs or study.cfg.model.epochs
         print(f"engine: {engine}; device: {_device(engine)}")
         default = report_study(study, args.repeats, epochs)
-        big = report_study(study, args.big_repeats, epochs) if args.big_repeats else None
+        big_epochs = args.big_epochs or epochs
+        big = report_study(study, args.big_repeats, big_epochs) if args.big_repeats else None
         reg = next((r for r in study.regimes if r.name == args.regime), study.regimes[0])
         problem, spec = study.problems[reg.name], study.spec(epochs)
         cell = report_cell(engine, problem, reg, replace(spec, epochs=args.base_epochs), args.cell_replicas)
@@ -369,8 +371,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             ("models/s vs the keras engine", keras_ratio, 50000.0, False),
         ]
         if big:
-            targets += [(f"train + forecasts, {n} x {args.big_repeats} (s)", big.train_s + big.forecast_s, 120.0, True),
-                        (f"peak memory, {n} x {args.big_repeats} (GiB)", big.peak_bytes / 2**30, 4.0, True)]
+            size = f"{n} x {args.big_repeats} x {big_epochs}"
+            bound = 120.0 * big_epochs / 1000  # 2 minutes at 1000 epochs; fewer epochs: stricter (start-up is fixed)
+            targets += [(f"train + forecasts, {size} (s)", big.train_s + big.forecast_s, bound, True),
+                        (f"peak memory, {size} (GiB)", big.peak_bytes / 2**30, 4.0, True)]
         report_targets(targets)
 
 
