@@ -407,7 +407,8 @@ class _Chunk:
         self.segment = int(np.clip(grown, 1, 4 * self.segment))  # grow gently: the first includes compilation
 
     def checkpoint(self) -> dict[str, np.ndarray]:
-        return {**self.state, "losses": np.concatenate(self.losses, axis=1), "done": np.int64(self.done)}
+        self.losses = [np.concatenate(self.losses, axis=1)]  # once per segment, not all segments each time
+        return {**self.state, "losses": self.losses[0], "done": np.int64(self.done)}
 
     def restore(self, saved: dict[str, np.ndarray]) -> None:
         self.done = int(saved["done"])
