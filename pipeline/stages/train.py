@@ -56,9 +56,9 @@ def train_procedures(
     """Every procedure's replicas: chunks found in ``cache`` are taken, the rest trained in one ``train_many``
     call (the engine packs them as it likes, keeping checkpoints between epoch segments) and cached."""
     found: dict[tuple[str, int], TrainedReplicas] = {}
-    jobs, places = [], []
+    jobs, places, parts = [], [], list(cache.chunks(len(seeds)))
     for identity, group in groups.items():
-        for k, part in enumerate(cache.chunks(len(seeds))):
+        for k, part in enumerate(parts):
             key = resume.replicas_key(identity, seeds[part])
             hit = cache.lookup("replicas", key, TrainedReplicas.load)
             if hit is not None:
@@ -78,10 +78,7 @@ def train_procedures(
     for job, place, trained in zip(jobs, places, results, strict=True):
         cache.store("replicas", job.key, trained, TrainedReplicas.save)
         found[place] = trained
-    return {
-        identity: resume.concat([found[identity, k] for k in range(len(list(cache.chunks(len(seeds)))))])
-        for identity in groups
-    }
+    return {identity: resume.concat([found[identity, k] for k in range(len(parts))]) for identity in groups}
 
 
 def run(cfg: DictConfig, root: Path) -> dict[str, TrainedReplicas]:
