@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from omegaconf import DictConfig
-from sklearn.preprocessing import MinMaxScaler
 
 from pipeline import data, io
 from pipeline.engines.base import ModelSpec, Problem
 from pipeline.errors import MissingInput
+
+if TYPE_CHECKING:
+    from sklearn.preprocessing import MinMaxScaler
 
 
 @dataclass(frozen=True)

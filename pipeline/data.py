@@ -18,11 +18,13 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from io import StringIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.preprocessing import MinMaxScaler
+
+if TYPE_CHECKING:  # imported where a scaler is made: the stages that need none start faster
+    from sklearn.preprocessing import MinMaxScaler
 
 from pipeline.errors import BadInput, MissingInput
 
@@ -301,6 +303,8 @@ def training_diff_span(n_diffs: int, test_size: int, train_rows: int | None) -> 
 
 
 def fit_scaler(train_values: np.ndarray, feature_range: tuple[float, float] = (-1.0, 1.0)) -> MinMaxScaler:
+    from sklearn.preprocessing import MinMaxScaler
+
     return MinMaxScaler(feature_range=feature_range).fit(np.asarray(train_values, dtype=np.float64).reshape(-1, 1))
 
 

@@ -13,9 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -30,6 +27,10 @@ PARAMS_FILE = PROJECT_ROOT / "params.yaml"
 
 def compose_config(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictConfig:
     """Compose the primary config with Hydra overrides, exactly as ``dvc exp run -S`` would."""
+    from hydra import compose, initialize_config_dir  # here: the stages read params.yaml and need no Hydra
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
@@ -42,6 +43,8 @@ def compose_config(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> 
 
 def composition_error(err: Exception) -> str:
     """Hydra's complaint about an override as one line: an unknown key or group option with what exists."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
     text = str(err).strip().splitlines()[0]
     unknown = re.match(r"Could not override '([^']+)'", text)
     if unknown:

@@ -161,6 +161,8 @@ class VectorizedEngine(Group):
     name: Literal["vectorized"]
     chunk_size: Positive = Field(examples=[5000])
     workers: int = Field(ge=0, examples=[0])
+    device: Literal["auto", "cpu", "gpu"]
+    segment_s: float = Field(ge=0, examples=[1.0])
 
 
 class KerasEngine(Group):

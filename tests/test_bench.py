@@ -46,17 +46,22 @@ def test_bench_prints_every_section(capsys):
     bench.main(
         [
             "regime=[stateless,stateful_batch12]", "engine.workers=1",  # Hydra overrides go first
-            "--repeats", "20", "--epochs", "2", "--keras-epochs", "1", "--replicas", "1", "20",
+            "--repeats", "20", "--big-repeats", "24", "--cell-replicas", "16",
+            "--epochs", "2", "--keras-epochs", "1", "--replicas", "1", "20",
             "--scaling-epochs", "1", "2", "--lengths", "1", "2", "--base-replicas", "8", "--base-epochs", "1",
             "--law", "--law-repeats", "3", "--law-workers", "1", "--law-regimes", "stateless",
         ]
     )
     out = capsys.readouterr().out
-    study = out[out.index("study: 2 regimes x 20 repeats x 2 epochs") :]
-    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in study.splitlines()[2:4]}
+    study = out[out.index("study: 2 regimes x 20 repeats x 2 epochs (2 distinct training procedures)") :]
+    rows = {line.split()[0]: float(line.split()[1]) for line in study.splitlines()[2:4]}
     assert set(rows) == {"stateless", "stateful_batch12"}
-    assert all(seconds > 0 and 20 < rmse < 1000 for seconds, rmse in rows.values())
-    assert re.search(r"wall time [\d.]+ s .* peak memory [\d.]+ GiB", out)
+    assert all(20 < rmse < 1000 for rmse in rows.values())
+    assert re.search(r"train stage [\d.]+ s .* forecasts [\d.]+ s; peak memory [\d.]+ GiB", out)
+    assert "study: 2 regimes x 24 repeats x 2 epochs" in out
+    cell = out[out.index("cost per replica-step on stateless, 16 replicas") :]
+    engine_ns, reference_ns, cell_ratio = (_numbers(line)[0] for line in cell.splitlines()[1:4])
+    assert engine_ns > 0 and reference_ns > 0 and cell_ratio == pytest.approx(engine_ns / reference_ns, rel=0.01)
     ratio = float(re.search(r"ratio:\s+([\d.e+]+)x", out).group(1))
     assert ratio > 1
     assert "scaled linearly to 2 epochs" in out
@@ -68,3 +73,7 @@ def test_bench_prints_every_section(capsys):
     assert [line.split()[1] for line in law_rows] == ["vectorized", "keras"]
     p_values = _numbers(law_rows[0])[-2:]
     assert all(0 <= p <= 1 for p in p_values)
+    targets = out[out.index("targets (measured / target") :].splitlines()[2:]
+    assert [line.split()[0] for line in targets] == ["train", "cost", "models/s", "train", "peak"]
+    assert all(line.split()[-1] in ("met", "missed") for line in targets)
+    assert _numbers(targets[1])[-1] == pytest.approx(cell_ratio / 1.3, rel=0.01)

@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from pipeline import resume
-from pipeline.engines.base import ModelSpec, Problem, TrainedReplicas
+from pipeline.engines.base import ModelSpec, Problem, TrainedReplicas, training_procedure
 from pipeline.params import compose_config, regimes
 
 ENGINE = compose_config(["regime=stateful"]).engine
@@ -84,3 +84,33 @@ def test_cache_location_and_size_come_from_the_config(monkeypatch, tmp_path):
     assert resume.cache_from_config(compose_config(["resume.enabled=false"])).directory is None
     with pytest.raises(ValueError, match=r"resume\.chunk_size=0 \(int\) is invalid: expected an integer >= 1"):
         resume.cache_from_config(compose_config(["resume.chunk_size=0"]))
+
+
+def test_regimes_that_train_alike_share_a_training_identity_and_no_other():
+    chosen = {r.name: r for r in regimes(compose_config())}
+    spec = ModelSpec(units=1, epochs=2, learning_rate=0.001)
+
+    def identity(name: str, data: Problem | None = None) -> str:
+        data = data or problem()
+        return resume.training_identity(ENGINE, training_procedure(chosen[name], len(data.x_train)), spec, data)
+
+    assert identity("stateful") == identity("reset_test") == identity("seed_train") == identity("seed_train_resets")
+    assert identity("noreset") == identity("seed_train_no_resets")
+    assert len({identity(n) for n in ("stateful", "noreset", "stateless", "stateless_shuffle")}) == 4
+    assert identity("stateful") != identity("stateful", problem(shift=1e-6))
+    # forecasts still tell the sharing regimes apart
+    assert resume.replica_identity(ENGINE, chosen["stateful"], spec, problem()) != resume.replica_identity(
+        ENGINE, chosen["reset_test"], spec, problem())
+
+
+def test_segment_checkpoints_round_trip_and_ignore_a_corrupt_file(tmp_path, capsys):
+    store = resume.ChunkCache(tmp_path, 2).checkpoints()
+    assert store.load("ab" * 32) is None
+    store.save("ab" * 32, {"w": np.arange(4.0), "done": np.int64(3)})
+    saved = store.load("ab" * 32)
+    assert int(saved["done"]) == 3 and np.array_equal(saved["w"], np.arange(4.0))
+    next(tmp_path.rglob("*.npz")).write_bytes(b"cut short by a kill")
+    assert store.load("ab" * 32) is None and "ignoring unreadable checkpoint" in capsys.readouterr().out
+    store.discard("ab" * 32)
+    assert not list(tmp_path.rglob("*.npz"))
+    assert resume.ChunkCache(None, 2).checkpoints() is None

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from pipeline.artifacts import load_problem, paths
 from pipeline.engines import make_engine
 from pipeline.engines import vectorized as vec
-from pipeline.engines.base import WEIGHT_NAMES, ModelSpec, Problem
+from pipeline.engines.base import WEIGHT_NAMES, ModelSpec, Problem, TrainingJob, training_procedure
 from pipeline.engines.keras_engine import KerasEngine
 from pipeline.params import regimes
 from pipeline.regimes import RegimeError, StateRegime
@@ -146,9 +148,10 @@ def test_same_config_and_seeds_give_the_same_bits():
 def test_worker_processes_give_the_same_bits_as_one_process():
     problem, model, seeds = synthetic_problem(), ModelSpec(units=1, epochs=3, learning_rate=0.01), repeat_seeds(4, 200)
     reg = regime(stateful=False, shuffle=True, reset_after_epoch=False)
-    counted = []
-    pooled = vec.VectorizedEngine(chunk_size=50, workers=2).train(problem, reg, model, seeds, counted.append)
-    assert counted == [50, 50, 50, 50]
+    counted, engine = [], vec.VectorizedEngine(chunk_size=50, workers=2)
+    assert len(engine._chunks([TrainingJob(problem, reg, model, seeds)])) == 4
+    pooled = engine.train(problem, reg, model, seeds, counted.append)
+    assert sum(counted) == pytest.approx(200)  # models' worth of epochs, segment by segment
     assert_same(pooled, vec.VectorizedEngine(workers=1).train(problem, reg, model, seeds, no_progress))
 
 
@@ -241,3 +244,149 @@ def test_forecast_follows_the_state_fields():
     )
     warm = regime(warm_start=True)
     assert not np.array_equal(engine.forecast(carried, problem, warm), base)
+
+
+def other_data(problem: Problem) -> Problem:
+    return dataclasses.replace(problem, x_train=problem.x_train[::-1].copy(), y_train=problem.y_train[::-1].copy())
+
+
+# Procedures of one shape (22 rows, batch 1): they differ in resets, row orders and data, not in code.
+SAME_SHAPE = [
+    dict(),
+    dict(reset_after_epoch=False),
+    dict(stateful=False, reset_after_epoch=False),
+    dict(stateful=False, reset_after_epoch=False, shuffle=True),
+    dict(shuffle=True, reset_after_epoch=False),
+]
+
+
+def test_procedures_of_equal_shapes_train_in_one_program_with_the_bits_of_each_alone():
+    problem, model = synthetic_problem(), ModelSpec(units=1, epochs=4, learning_rate=0.01)
+    jobs = [TrainingJob(problem, regime(**f), model, repeat_seeds(3, 5 + i)) for i, f in enumerate(SAME_SHAPE)]
+    jobs.append(TrainingJob(other_data(problem), regime(), model, repeat_seeds(4, 3)))
+    engine = vec.VectorizedEngine(workers=1, segment_s=0.0)  # one epoch per segment
+    (chunk,) = engine._chunks(jobs)
+    assert (chunk.plan.carry, chunk.plan.reset, chunk.offsets is not None) == ("mixed", "mixed", True)
+    done: dict[int, float] = {}
+    together = engine.train_many(jobs, lambda i, models: done.__setitem__(i, done.get(i, 0) + models))
+    assert done == pytest.approx({i: len(job.seeds) for i, job in enumerate(jobs)})
+    for job, got in zip(jobs, together, strict=True):
+        alone = vec.VectorizedEngine(workers=1).train(job.problem, job.regime, model, job.seeds, no_progress)
+        assert_same(got, alone)
+
+
+def test_training_procedures_group_the_study_regimes_into_five(compose):
+    cfg = compose()
+    groups = {}
+    for reg in regimes(cfg):
+        rows = 12 if reg.train_rows == 12 else 22
+        groups.setdefault(training_procedure(reg, rows), []).append(reg.name)
+    assert sorted(groups.values()) == sorted([
+        ["stateful", "reset_test", "seed_train", "seed_train_resets"], ["stateless"], ["stateless_shuffle"],
+        ["stateful_batch12", "stateless_batch12"], ["noreset", "seed_train_no_resets"],
+    ])
+
+
+class Interrupted(Exception):
+    """Stands for the run being killed."""
+
+
+@dataclass
+class MemoryCheckpoints:
+    saved: dict = field(default_factory=dict)
+
+    def load(self, key):
+        return self.saved.get(key)
+
+    def save(self, key, arrays):
+        self.saved[key] = {k: np.copy(v) for k, v in arrays.items()}
+
+    def discard(self, key):
+        self.saved.pop(key, None)
+
+
+def test_a_killed_training_carries_on_from_its_last_segment_with_the_same_bits(monkeypatch):
+    problem, model = synthetic_problem(), ModelSpec(units=1, epochs=6, learning_rate=0.01)
+    jobs = [TrainingJob(problem, regime(shuffle=True), model, repeat_seeds(5, 4), key="job")]
+    engine, checkpoints = vec.VectorizedEngine(workers=1, segment_s=0.0), MemoryCheckpoints()
+    updates = []
+
+    def killed_after_two_segments(i, models):
+        updates.append(models)
+        if len(updates) == 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        engine.train_many(jobs, killed_after_two_segments, checkpoints)
+    (saved,) = checkpoints.saved.values()
+    assert int(saved["done"]) == 2
+
+    trained_epochs = []
+    run_segment = vec._run_segment
+
+    def counted(segment, device):
+        trained_epochs.append(segment.epochs)
+        return run_segment(segment, device)
+
+    monkeypatch.setattr(vec, "_run_segment", counted)
+    resumed = engine.train_many(jobs, lambda *_: None, checkpoints)[0]
+    assert sum(trained_epochs) == 4 and not checkpoints.saved  # only the rest, and nothing left behind
+    assert_same(resumed, vec.VectorizedEngine(workers=1).train(problem, jobs[0].regime, model, jobs[0].seeds,
+                                                               no_progress))
+
+
+def test_the_device_setting_is_checked_and_cpu_runs_anywhere():
+    with pytest.raises(ValueError, match=r"engine\.device must be auto, cpu or gpu"):
+        vec.VectorizedEngine(device="tpu")
+    problem, model, seeds = synthetic_problem(), ModelSpec(1, 2, 0.01), repeat_seeds(2, 3)
+    cpu = vec.VectorizedEngine(workers=1, device="cpu")
+    assert not cpu.uses_gpu()
+    trained = cpu.train(problem, regime(), model, seeds, no_progress)
+    if not vec.VectorizedEngine(device="auto").uses_gpu():  # auto on a machine without a GPU is the CPU, bit for bit
+        assert_same(vec.VectorizedEngine(workers=1, device="auto").train(problem, regime(), model, seeds, no_progress),
+                    trained)
+        with pytest.raises(RuntimeError, match=r"engine\.device=gpu, but TensorFlow sees no GPU"):
+            vec.VectorizedEngine(workers=1, device="gpu").train(problem, regime(), model, seeds, no_progress)
+
+
+ORPHAN = """
+import os, sys, psutil
+from pipeline.engines import vectorized as vec
+from pipeline.engines.base import ModelSpec
+from pipeline.seeds import repeat_seeds
+sys.path.insert(0, sys.argv[1])
+from test_vectorized import regime, synthetic_problem
+
+if __name__ == "__main__":
+    engine = vec.VectorizedEngine(workers=2)
+    model = ModelSpec(1, 1, 0.01)
+    engine.train(synthetic_problem(), regime(), model, repeat_seeds(1, 128), lambda _: None)
+    print(" ".join(str(p.pid) for p in psutil.Process().children(recursive=True)), flush=True)
+    engine.train(synthetic_problem(), regime(), ModelSpec(1, 10**6, 0.01), repeat_seeds(1, 128), lambda _: None)
+"""
+
+
+@pytest.mark.slow
+def test_killing_the_parent_with_sigkill_leaves_no_worker_or_resource_tracker(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import psutil
+
+    script = tmp_path / "orphan.py"
+    script.write_text(ORPHAN)
+    parent = subprocess.Popen([sys.executable, str(script), str(Path(__file__).parent)], stdout=subprocess.PIPE,
+                              text=True)
+    children = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(children) >= 2  # the two workers (and the resource tracker)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+                                              for p in children):
+        time.sleep(0.2)
+    alive = [p for p in children if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert not alive, f"processes left behind by a killed parent: {alive}"

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hydra.utils import instantiate
-
 from pipeline.engines.base import Engine, Problem, TrainedReplicas
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of stage logs
@@ -19,4 +17,6 @@ __all__ = ["Engine", "Problem", "TrainedReplicas", "make_engine"]
 
 
 def make_engine(engine_cfg: Any) -> Engine:
+    from hydra.utils import instantiate  # here: importing the records above should not cost Hydra's start-up
+
     return instantiate(engine_cfg)

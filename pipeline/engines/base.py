@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -63,7 +63,44 @@ class TrainedReplicas:
         return cls(arrays["seeds"], weights, arrays["state_h"], arrays["state_c"], arrays["losses"])
 
 
-Progress = Callable[[int], None]  # called with the number of replicas just finished
+Progress = Callable[[float], None]  # called with the models' worth of work just done (epochs / model.epochs)
+JobProgress = Callable[[int, float], None]  # the same, for the job at that index of a ``train_many`` call
+
+
+def training_procedure(regime: StateRegime, n_train: int) -> StateRegime:
+    """The regime reduced to what training reads, so that regimes training identically get one record.
+
+    Training reads whether the state carries from batch to batch, the batch size, shuffling and the
+    reset after each epoch; warming up, resetting between predictions and the forecast's batching are
+    read by forecasting alone. A stateful regime whose one batch per epoch always starts from a zeroed
+    state trains exactly as a stateless one (same ops on the same zeros), so it is recorded as one.
+    """
+    carries = regime.stateful and not (regime.reset_after_epoch and n_train <= regime.batch_size)
+    return replace(
+        regime, name="training", stateful=carries, reset_after_epoch=carries and regime.reset_after_epoch,
+        warm_start=False, reset_after_prediction=False, forecast="one_step" if regime.batch_size == 1 else "batch",
+    )
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """One training procedure over some seeds; ``key`` names its checkpoints ("" keeps none)."""
+
+    problem: Problem
+    regime: StateRegime
+    model: ModelSpec
+    seeds: np.ndarray
+    key: str = ""
+
+
+class Checkpoints(Protocol):
+    """Where an engine keeps the state of unfinished work between epoch segments (``pipeline.resume``)."""
+
+    def load(self, key: str) -> dict[str, np.ndarray] | None: ...
+
+    def save(self, key: str, arrays: dict[str, np.ndarray]) -> None: ...
+
+    def discard(self, key: str) -> None: ...
 
 
 class Engine(Protocol):
@@ -74,5 +111,18 @@ class Engine(Protocol):
     ) -> TrainedReplicas:
         """Train one replica per seed, each from its own initial weights (see ``engines.init``)."""
 
+    def train_many(
+        self, jobs: Sequence[TrainingJob], progress: JobProgress, checkpoints: Checkpoints | None = None
+    ) -> list[TrainedReplicas]:
+        """``train`` for every job, in whatever order and packing the engine likes; the same bits as one by one."""
+
     def forecast(self, trained: TrainedReplicas, problem: Problem, regime: StateRegime) -> np.ndarray:
         """Walk-forward forecasts of the test targets, scaled, shape (R, n_test)."""
+
+
+def train_each(engine: Engine, jobs: Sequence[TrainingJob], progress: JobProgress) -> list[TrainedReplicas]:
+    """``train_many`` for an engine that trains one job at a time (no checkpoints between epochs)."""
+    return [
+        engine.train(job.problem, job.regime, job.model, job.seeds, lambda done, i=i: progress(i, done))
+        for i, job in enumerate(jobs)
+    ]

@@ -7,11 +7,22 @@ faster engine is held against.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.engines.base import WEIGHT_NAMES, ModelSpec, Problem, Progress, TrainedReplicas
+from pipeline.engines.base import (
+    WEIGHT_NAMES,
+    Checkpoints,
+    JobProgress,
+    ModelSpec,
+    Problem,
+    Progress,
+    TrainedReplicas,
+    TrainingJob,
+    train_each,
+)
 from pipeline.engines.init import initial_weights
 from pipeline.regimes import StateRegime
 from pipeline.seeds import epoch_orders
@@ -63,7 +74,7 @@ class KerasEngine:
             state_h.append(h)
             state_c.append(c)
             losses.append(epoch_losses)
-            progress(1)
+            progress(1.0)
         return TrainedReplicas(
             seeds=np.asarray(seeds, dtype=np.uint32),
             weights={name: np.stack(v) for name, v in out.items()},
@@ -71,6 +82,11 @@ class KerasEngine:
             state_c=np.stack(state_c),
             losses=np.asarray(losses, dtype=np.float32),
         )
+
+    def train_many(
+        self, jobs: Sequence[TrainingJob], progress: JobProgress, checkpoints: Checkpoints | None = None
+    ) -> list[TrainedReplicas]:
+        return train_each(self, jobs, progress)  # minutes per model: the resume cache's chunks are its checkpoints
 
     def forecast(self, trained: TrainedReplicas, problem: Problem, regime: StateRegime) -> np.ndarray:
         x_train, x_test = _as_steps(problem.x_train), _as_steps(problem.x_test)

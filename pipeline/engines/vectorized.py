@@ -1,4 +1,4 @@
-"""The fast engine: every replica of a regime trained at once, in one compiled TensorFlow program.
+"""The fast engine: thousands of replicas, of every training procedure of equal shapes, in one compiled program.
 
 The replicas' weights are stacked (replica axis innermost, so every op runs over contiguous
 replicas) and trained by one ``tf.function``: a graph loop over epochs and batches whose every op
@@ -9,26 +9,44 @@ pass, the mean-squared-error loss, its gradient (written out below, op for op wh
 to each replica's loss is one, so no replica's loss reaches another's weights) and Keras's Adam
 update. Plain graph, no XLA, as Keras runs on a CPU.
 
-Replicas are trained in chunks of at most ``chunk_size``, side by side in ``workers`` processes
-whose TensorFlow runtimes run on one thread each (tiny ops gain nothing from more threads; separate
-processes overlap the per-op overhead that dominates at a thousand replicas). A replica's result
-depends on its seed alone: every chunk is padded to a whole number of SIMD packets, so each element
-goes through the same vectorized kernel path wherever it sits (a ragged tail takes a scalar path that
-differs in the last bit, which is also why this engine and Keras, which feeds the kernels one
-element at a time, differ in ulps).
+``train_many`` takes every job (a training procedure over some seeds), groups the jobs of equal
+shapes, and cuts each group's replicas into chunks of at most ``chunk_size``: one compiled program
+per chunk, whatever mix of procedures it holds (per-replica reset masks and row orders). Chunks run
+in epoch segments of about ``segment_s`` seconds, each segment a task for one of ``workers``
+processes (one pool per process, kept; TensorFlow on one thread each: tiny ops gain nothing from more
+threads, and separate processes overlap the per-op overhead), so progress and checkpoints happen
+between segments. A replica's result depends on its seed alone: every chunk is padded to a whole
+number of SIMD packets, so each element goes through the same vectorized kernel path wherever it sits
+(a ragged tail takes a scalar path that differs in the last bit, which is also why this engine and
+Keras, which feeds the kernels one element at a time, differ in ulps).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import multiprocessing
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
-from pipeline.engines.base import WEIGHT_NAMES, ModelSpec, Problem, Progress, TrainedReplicas
+from pipeline.engines.base import (
+    WEIGHT_NAMES,
+    Checkpoints,
+    JobProgress,
+    ModelSpec,
+    Problem,
+    Progress,
+    TrainedReplicas,
+    TrainingJob,
+)
 from pipeline.engines.init import initial_weights
 from pipeline.regimes import StateRegime
 from pipeline.seeds import epoch_orders
@@ -190,10 +208,14 @@ def adam(w, m, v, grad, iteration, learning_rate: float):
 
 @dataclass(frozen=True)
 class _Plan:
-    """What one compiled training loop is specialised on: regime fields, data and chunk shapes."""
+    """What one compiled training program is specialised on: shapes, the model, and where resets happen.
 
-    stateful: bool
-    reset_after_epoch: bool
+    Replicas of different training procedures with these in common share one program: which replicas
+    carry their state from batch to batch and which zero it after each epoch are per-replica masks,
+    applied with ``tf.where`` (a selection, so every value is what the procedure's own program gives);
+    a chunk where every replica agrees compiles the mask away.
+    """
+
     batch_size: int
     n_batches: int
     ragged: bool  # the last batch is partial (stateless only): its padding rows are masked out
@@ -202,6 +224,12 @@ class _Plan:
     learning_rate: float
     replicas: int  # static, so that the graph optimizer folds every shape computation away
     order_dtype: str  # of the row orders
+    carry: str  # "all", "none" or "mixed": replicas whose (h, c) carries from batch to batch (stateful)
+    reset: str  # "all", "none" or "mixed": replicas whose state is zeroed after every epoch
+
+
+def _which(mask: np.ndarray) -> str:
+    return "all" if mask.all() else "mixed" if mask.any() else "none"
 
 
 @functools.cache
@@ -214,23 +242,30 @@ def _quiet_retracing_warning() -> None:
 
 @functools.cache
 def _train_program(plan: _Plan):
+    """A segment of training: ``epochs`` epochs from the given weights, Adam moments, state and update count."""
     import tensorflow as tf
 
     _quiet_retracing_warning()
     b, nb, u, n_in, r = plan.batch_size, plan.n_batches, plan.units, plan.n_in, plan.replicas
+    weights, state = tf.TensorSpec((sum(_sizes(u, n_in)), 1, r), tf.float32), tf.TensorSpec((u, b, r), tf.float32)
 
     @tf.function(
         input_signature=[
-            tf.TensorSpec((sum(_sizes(u, n_in)), 1, r), tf.float32),  # initial weights, flat
-            tf.TensorSpec((None, n_in), tf.float32),  # training inputs, then one zero row for padding
+            weights, weights, weights,  # weights, Adam's first and second moments, flat
+            state, state,  # h, c
+            tf.TensorSpec((), tf.int32),  # updates applied so far (Keras's optimizer.iterations)
+            tf.TensorSpec((None, n_in), tf.float32),  # training inputs, each data set followed by a zero row
             tf.TensorSpec((None,), tf.float32),  # training targets, likewise
             tf.TensorSpec((None, None, nb * b), plan.order_dtype),  # row order: (R or 1, epochs or 1, rows)
             tf.TensorSpec((nb, b), tf.float32),  # 1 for a real row, 0 for a padding row
-            tf.TensorSpec((), tf.int32),  # epochs
+            tf.TensorSpec((r,), tf.bool),  # carry: the replica's state goes on from batch to batch
+            tf.TensorSpec((r,), tf.bool),  # reset: the replica's state is zeroed after each epoch
+            tf.TensorSpec((), tf.int32),  # epochs in this segment
         ]
     )
-    def train(w, x_rows, y_rows, orders, mask, epochs):
+    def train(w, m, v, h, c, it, x_rows, y_rows, orders, mask, carry, reset, epochs):
         zeros = tf.zeros((u, b, r))
+        carry, reset = tf.reshape(carry, (1, 1, r)), tf.reshape(reset, (1, 1, r))
         counts = tf.reduce_sum(mask, axis=1)  # real rows per batch: the loss divisor and the metric weight
         n_rows = tf.reduce_sum(counts)
 
@@ -240,23 +275,25 @@ def _train_program(plan: _Plan):
             ys = tf.transpose(tf.reshape(tf.gather(y_rows, rows), (-1, nb, b, 1)), (1, 3, 2, 0))
 
             def batch(k, it, w, m, v, h, c, total):
-                if not plan.stateful:  # Keras starts a stateless layer from zeros on every batch
+                if plan.carry == "none":  # Keras starts a stateless layer from zeros on every batch
                     h, c = zeros, zeros
+                elif plan.carry == "mixed":
+                    h, c = tf.where(carry, h, zeros), tf.where(carry, c, zeros)
                 losses, grad, h, c = loss_and_grads(w, xs[k], ys[k], h, c, mask[k], counts[k], u, n_in, plan.ragged)
                 w, m, v = adam(w, m, v, grad, it, plan.learning_rate)
                 return k + 1, it + 1, w, m, v, h, c, total + losses * counts[k]  # Keras's loss Mean, row-weighted
 
             loop = (0, it, w, m, v, h, c, tf.zeros((r,)))
             _, it, w, m, v, h, c, total = tf.while_loop(lambda k, *_: k < nb, batch, loop, parallel_iterations=1)
-            if plan.reset_after_epoch:
+            if plan.reset == "all":
                 h, c = zeros, zeros
+            elif plan.reset == "mixed":
+                h, c = tf.where(reset, zeros, h), tf.where(reset, zeros, c)
             return e + 1, it, w, m, v, h, c, history.write(e, tf.math.divide_no_nan(total, n_rows))
 
-        loop = (0, 0, w, tf.zeros_like(w), tf.zeros_like(w), zeros, zeros, tf.TensorArray(tf.float32, size=epochs))
-        _, _, w, _, _, h, c, history = tf.while_loop(lambda e, *_: e < epochs, epoch, loop, parallel_iterations=1)
-        if not plan.stateful:  # a stateless layer keeps no state
-            h, c = zeros, zeros
-        return w, h, c, tf.transpose(history.stack())
+        loop = (0, it, w, m, v, h, c, tf.TensorArray(tf.float32, size=epochs))
+        _, _, w, m, v, h, c, history = tf.while_loop(lambda e, *_: e < epochs, epoch, loop, parallel_iterations=1)
+        return w, m, v, h, c, tf.transpose(history.stack())
 
     return train
 
@@ -307,68 +344,239 @@ def _state_in(state: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(_pad(np.asarray(state, np.float32), n), (2, 1, 0)))
 
 
-def _state_out(state, r: int) -> np.ndarray:
-    """(units, B, n) -> (R, B, units), padding dropped."""
-    return np.ascontiguousarray(np.transpose(state.numpy()[..., :r], (2, 1, 0)))
+def _shape_key(job: TrainingJob) -> tuple:
+    """Jobs with equal keys can share one program (and one chunk): equal shapes, model and epochs."""
+    n, b = len(job.problem.x_train), job.regime.batch_size
+    return n, b, np.shape(job.problem.x_train)[1:], job.model
+
+
+@dataclass
+class _Chunk:
+    """Replicas of one or more jobs of equal shapes, trained by one program, one epoch segment at a time.
+
+    Lives in the parent process; each segment is a picklable task (``_Segment``) a worker runs.
+    """
+
+    plan: _Plan
+    pieces: list[tuple[int, int, int]]  # (job index, first seed, end) of each job's share, in replica order
+    seeds: np.ndarray  # (R,) of the real replicas; padding replicas repeat the first
+    carry: np.ndarray  # (R padded,) bool
+    reset: np.ndarray  # (R padded,) bool
+    x_rows: np.ndarray  # every data set the chunk trains on, each followed by its zero padding row
+    y_rows: np.ndarray
+    offsets: np.ndarray | None  # (R padded,) first row of each replica's data set; None: one set, one order
+    shuffled: np.ndarray  # (S,) padded indices of the replicas that draw a fresh row order every epoch
+    shuffled_orders: np.ndarray | None  # (S, epochs, n) their orders, drawn once
+    n_rows: int
+    epochs: int
+    key: str  # names its checkpoints; "" keeps none
+    done: int = 0  # epochs trained
+    state: dict[str, np.ndarray] | None = None  # w, m, v, h, c after ``done`` epochs; None: not started
+    losses: list[np.ndarray] = field(default_factory=list)  # (R padded, epochs) per segment
+    segment: int = 1  # epochs in the next segment
+
+    def orders(self, first: int, epochs: int) -> np.ndarray:
+        """Row order of every replica over epochs ``first .. first + epochs - 1``, padded with each data set's
+        zero row (index n): (1, 1, rows) when every replica reads one data set in order, else (R, epochs or 1, rows)."""
+        rows = self.plan.n_batches * self.plan.batch_size
+        identity = np.minimum(np.arange(rows), self.n_rows)
+        if self.offsets is None and self.shuffled_orders is None:
+            return identity.astype(np.int32)[None, None]
+        span = epochs if self.shuffled_orders is not None else 1
+        orders = np.broadcast_to(identity, (len(self.carry), span, rows)).astype(self.plan.order_dtype)
+        if self.shuffled_orders is not None:
+            orders[self.shuffled, :, : self.n_rows] = self.shuffled_orders[:, first : first + epochs]
+        if self.offsets is not None:
+            orders += self.offsets.astype(self.plan.order_dtype)[:, None, None]
+        return orders
+
+    def task(self) -> _Segment:
+        epochs = min(self.segment, self.epochs - self.done)
+        mask = (np.arange(self.plan.n_batches * self.plan.batch_size) < self.n_rows).astype(np.float32)
+        return _Segment(
+            self.plan, self.state, _pad(self.seeds, self.plan.replicas), self.x_rows, self.y_rows,
+            self.orders(self.done, epochs), mask.reshape(self.plan.n_batches, self.plan.batch_size),
+            self.carry, self.reset, self.done * self.plan.n_batches, epochs,
+        )
+
+    def advance(self, state: dict[str, np.ndarray], losses: np.ndarray, seconds: float, target_s: float) -> None:
+        """Take a finished segment's result and size the next one to take about ``target_s`` seconds."""
+        self.state, self.done = state, self.done + losses.shape[1]
+        self.losses.append(losses)
+        grown = self.segment * target_s / max(seconds, 1e-9)
+        self.segment = int(np.clip(grown, 1, 4 * self.segment))  # grow gently: the first includes compilation
+
+    def checkpoint(self) -> dict[str, np.ndarray]:
+        self.losses = [np.concatenate(self.losses, axis=1)]  # once per segment, not all segments each time
+        return {**self.state, "losses": self.losses[0], "done": np.int64(self.done)}
+
+    def restore(self, saved: dict[str, np.ndarray]) -> None:
+        self.done = int(saved["done"])
+        self.state = {k: saved[k] for k in ("w", "m", "v", "h", "c")}
+        self.losses = [saved["losses"]]
 
 
 @dataclass(frozen=True)
-class _Job:
-    """What a worker needs to train any chunk of one regime's seeds: picklable, TensorFlow-free."""
+class _Segment:
+    """One segment of one chunk, as a worker runs it: picklable, TensorFlow-free."""
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    regime: StateRegime
-    model: ModelSpec
+    plan: _Plan
+    state: dict[str, np.ndarray] | None  # None: start from the seeds' initial weights
+    seeds: np.ndarray  # padded
+    x_rows: np.ndarray
+    y_rows: np.ndarray
+    orders: np.ndarray
+    mask: np.ndarray
+    carry: np.ndarray
+    reset: np.ndarray
+    iteration: int
+    epochs: int
 
-    def plan(self, replicas: int) -> _Plan:
-        n, b = len(self.x_train), self.regime.batch_size
-        return _Plan(
-            stateful=self.regime.stateful,
-            reset_after_epoch=self.regime.stateful and self.regime.reset_after_epoch,
-            batch_size=b,
-            n_batches=-(-n // b),
-            ragged=n % b != 0,
-            units=self.model.units,
-            n_in=self.x_train.shape[1],
-            learning_rate=self.model.learning_rate,
-            replicas=replicas,
-            order_dtype=np.min_scalar_type(n).name if self.regime.shuffle else "int32",
+
+def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
+    """Train one segment: the new state, its per-epoch losses (R padded, epochs), and its seconds of work."""
+    import tensorflow as tf
+
+    plan, state = segment.plan, segment.state
+    start = time.perf_counter()
+    if state is None:
+        # Procedures of one chunk share seeds, and a replica's initial weights depend on its seed alone.
+        unique, inverse = np.unique(segment.seeds, return_inverse=True)
+        w = np.ascontiguousarray(flatten(initial_weights(unique, plan.units, plan.n_in))[..., inverse])
+        zeros = np.zeros((plan.units, plan.batch_size, plan.replicas), np.float32)
+        state = {"w": w, "m": np.zeros_like(w), "v": np.zeros_like(w), "h": zeros, "c": zeros}
+    with tf.device(_tf_device(device)):
+        out = _train_program(plan)(
+            state["w"], state["m"], state["v"], state["h"], state["c"], np.int32(segment.iteration),
+            segment.x_rows, segment.y_rows, segment.orders, segment.mask, segment.carry, segment.reset,
+            np.int32(segment.epochs),
         )
-
-    def orders(self, seeds: np.ndarray, padded_rows: int) -> np.ndarray:
-        """Row order per replica and epoch, padded to whole batches with the index ``n`` of a zero row.
-
-        Shape (R, epochs, rows) when shuffling, else (1, 1, rows): one order for every replica and epoch.
-        Stored in the narrowest unsigned type that holds ``n``: it is the bulk of a chunk's memory.
-        """
-        n = len(self.x_train)
-        if not self.regime.shuffle:
-            return np.minimum(np.arange(padded_rows), n).astype(np.int32)[None, None]
-        orders = np.full((len(seeds), self.model.epochs, padded_rows), n, dtype=np.min_scalar_type(n))
-        for r, seed in enumerate(seeds):
-            orders[r, :, :n] = epoch_orders(int(seed), n, self.model.epochs, True)
-        return orders
+    w, m, v, h, c, losses = (t.numpy() for t in out)
+    return {"w": w, "m": m, "v": v, "h": h, "c": c}, losses, time.perf_counter() - start
 
 
-def _train_chunk(job: _Job, seeds: np.ndarray) -> dict[str, np.ndarray]:
-    r, n_in = len(seeds), job.x_train.shape[1]
-    padded = _pad(seeds, _lanes(r))  # padding replicas repeat the first: real, finite models
-    plan = job.plan(len(padded))
-    rows = plan.n_batches * plan.batch_size
-    w, h, c, losses = _train_program(plan)(
-        flatten(initial_weights(padded, plan.units, n_in)),
-        np.concatenate([job.x_train, np.zeros((1, n_in), np.float32)]),
-        np.append(job.y_train, np.float32(0)),
-        job.orders(padded, rows),
-        (np.arange(rows) < len(job.x_train)).astype(np.float32).reshape(plan.n_batches, plan.batch_size),
-        np.int32(job.model.epochs),
+def _tf_device(device: str) -> str:
+    if device == "cpu":
+        return "/CPU:0"
+    if not _tensorflow_sees_gpu():
+        if device == "gpu":
+            raise RuntimeError("engine.device=gpu, but TensorFlow sees no GPU: install tensorflow[and-cuda] "
+                               "(in place of tensorflow-cpu) on a GPU machine, or set engine.device=cpu.")
+        return "/CPU:0"
+    return "/GPU:0"
+
+
+@functools.cache
+def _tensorflow_sees_gpu() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _gpu_hint() -> bool:
+    """Whether a GPU may be present, without importing TensorFlow (which costs seconds): a CUDA driver's device."""
+    return Path("/dev/nvidiactl").exists() or Path("/dev/dxg").exists()
+
+
+def _checked(job: TrainingJob) -> TrainingJob:
+    x = np.asarray(job.problem.x_train, np.float32).reshape(len(job.problem.x_train), -1)
+    job.regime.check_rows(len(x), len(job.problem.x_test))
+    problem = replace(job.problem, x_train=x, y_train=np.asarray(job.problem.y_train, np.float32).reshape(-1))
+    return replace(job, problem=problem, seeds=np.asarray(job.seeds, dtype=np.uint32))
+
+
+def _chunk(jobs: list[TrainingJob], replicas: list[tuple[int, int]]) -> _Chunk:
+    """The chunk of ``replicas`` ((job index, seed index), consecutive per job) of equally shaped jobs."""
+    pieces, start = [], 0
+    for k in range(1, len(replicas) + 1):
+        if k == len(replicas) or replicas[k][0] != replicas[start][0]:
+            pieces.append((replicas[start][0], replicas[start][1], replicas[k - 1][1] + 1))
+            start = k
+    first = jobs[pieces[0][0]]
+    n, b, model = len(first.problem.x_train), first.regime.batch_size, first.model
+    n_in, padded = first.problem.x_train.shape[1], _lanes(len(replicas))
+
+    tables: dict[bytes, int] = {}  # each distinct data set's first row in the stacked tables
+    xs, ys, per_replica = [], [], {"seeds": [], "carry": [], "reset": [], "shuffle": [], "offset": []}
+    for j, a, z in pieces:
+        job = jobs[j]
+        data_key = job.problem.x_train.tobytes() + job.problem.y_train.tobytes()
+        if data_key not in tables:
+            tables[data_key] = len(tables) * (n + 1)
+            xs += [job.problem.x_train, np.zeros((1, n_in), np.float32)]
+            ys += [job.problem.y_train, np.zeros(1, np.float32)]
+        count = z - a
+        per_replica["seeds"].append(job.seeds[a:z])
+        per_replica["carry"].append(np.full(count, job.regime.stateful))
+        per_replica["reset"].append(np.full(count, job.regime.stateful and job.regime.reset_after_epoch))
+        per_replica["shuffle"].append(np.full(count, job.regime.shuffle))
+        per_replica["offset"].append(np.full(count, tables[data_key]))
+    seeds = np.concatenate(per_replica["seeds"])
+    carry, reset, shuffle, offsets = (_pad(np.concatenate(per_replica[k]), padded)
+                                      for k in ("carry", "reset", "shuffle", "offset"))
+    shuffled = np.flatnonzero(shuffle)
+    ordered = len(tables) == 1 and not len(shuffled)  # one order, shared by every replica
+    order_dtype = "int32" if ordered else np.min_scalar_type(len(tables) * (n + 1) - 1).name
+    padded_seeds = _pad(seeds, padded)
+    plan = _Plan(
+        batch_size=b, n_batches=-(-n // b), ragged=n % b != 0, units=model.units, n_in=n_in,
+        learning_rate=model.learning_rate, replicas=padded, order_dtype=order_dtype,
+        carry=_which(carry), reset=_which(reset),
     )
-    weights = unflatten(w.numpy()[..., :r], plan.units, n_in)
-    return {**weights, "state_h": _state_out(h, r), "state_c": _state_out(c, r), "losses": losses.numpy()[:r]}
+    keys = [[jobs[j].key, a, z] for j, a, z in pieces]
+    return _Chunk(
+        plan=plan, pieces=pieces, seeds=seeds, carry=carry, reset=reset,
+        x_rows=np.concatenate(xs), y_rows=np.concatenate(ys), offsets=None if len(tables) == 1 else offsets,
+        shuffled=shuffled,
+        shuffled_orders=np.stack([epoch_orders(int(padded_seeds[i]), n, model.epochs, True) for i in shuffled])
+        .astype(np.min_scalar_type(n)) if len(shuffled) else None,
+        n_rows=n, epochs=model.epochs,
+        key="" if any(not key for key, _, _ in keys) else hashlib.sha256(json.dumps(keys).encode()).hexdigest(),
+    )
 
 
-def _start_worker() -> None:
+def _report(chunk: _Chunk, epochs: int, progress: JobProgress) -> None:
+    for j, a, z in chunk.pieces:
+        progress(j, (z - a) * epochs / chunk.epochs)
+
+
+def _assemble(jobs: list[TrainingJob], chunks: list[_Chunk]) -> list[TrainedReplicas]:
+    """Each job's replicas out of the chunks that trained them, in seed order."""
+    parts: dict[int, list[tuple[int, dict[str, np.ndarray]]]] = {i: [] for i in range(len(jobs))}
+    for chunk in chunks:
+        state, losses, position = chunk.state, np.concatenate(chunk.losses, axis=1), 0
+        for j, a, z in chunk.pieces:
+            take = slice(position, position + z - a)
+            position += z - a
+            plan = chunk.plan
+            carried = chunk.carry[take][None, None, :]  # a stateless layer keeps no state
+            h, c = (np.where(carried, state[k][..., take], np.float32(0)) for k in ("h", "c"))
+            parts[j].append((a, {
+                **unflatten(state["w"][..., take], plan.units, plan.n_in),
+                "state_h": np.ascontiguousarray(np.transpose(h, (2, 1, 0))),
+                "state_c": np.ascontiguousarray(np.transpose(c, (2, 1, 0))),
+                "losses": losses[take],
+            }))
+    trained = []
+    for i, job in enumerate(jobs):
+        pieces = [p for _, p in sorted(parts[i], key=lambda item: item[0])]
+        merged = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+        trained.append(TrainedReplicas(
+            seeds=job.seeds, weights={k: merged[k] for k in WEIGHT_NAMES},
+            state_h=merged["state_h"], state_c=merged["state_c"], losses=merged["losses"],
+        ))
+    return trained
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker as soon as its parent is gone (even killed with -9: nothing else would tell it)."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
+
+
+def _start_worker(parent: int) -> None:
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -376,16 +584,31 @@ def _start_worker() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-@functools.cache
+_POOL: dict[int, Executor] = {}  # at most one: the process's worker pool, by its size
+
+
 def _pool(workers: int) -> Executor:
-    """One pool per worker count for the life of the process, so workers keep their compiled programs."""
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
+    """The process's one worker pool, started on first use and kept, so workers keep their compiled programs."""
+    if workers not in _POOL:
+        for old in _POOL.values():  # a different size was asked for: only one pool lives at a time
+            old.shutdown(cancel_futures=True)
+        _POOL.clear()
+        context = multiprocessing.get_context("spawn")
+        _POOL[workers] = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                             initargs=(os.getpid(),))
+    return _POOL[workers]
 
 
-def _has_gpu() -> bool:
-    import tensorflow as tf
+class _InProcess(Executor):
+    """Runs each task at once in this process: one worker needs no pool."""
 
-    return bool(tf.config.list_physical_devices("GPU"))
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as err:  # handed to the caller through the future, as a pool would
+            future.set_exception(err)
+        return future
 
 
 @dataclass(frozen=True)
@@ -393,16 +616,25 @@ class VectorizedEngine:
     name: str = "vectorized"
     chunk_size: int = 5000  # most replicas per compiled call: bounds memory; results do not depend on it
     workers: int = 0  # processes training chunks side by side; 0: one per CPU core, or one with a GPU
+    device: str = "auto"  # auto: a GPU when TensorFlow sees one, else the CPU; cpu; gpu (an error without one)
+    segment_s: float = 1.0  # seconds of work per epoch segment: how often progress moves and checkpoints are kept
 
     def __post_init__(self) -> None:
-        if self.chunk_size < 1 or self.workers < 0:
+        if self.chunk_size < 1 or self.workers < 0 or self.segment_s < 0:
             raise ValueError(
-                f"engine.chunk_size must be >= 1 and engine.workers >= 0, got {self.chunk_size} and {self.workers}; "
-                "e.g. engine.chunk_size=1000 engine.workers=0."
+                f"engine.chunk_size must be >= 1, engine.workers >= 0 and engine.segment_s >= 0, got "
+                f"{self.chunk_size}, {self.workers} and {self.segment_s}; e.g. engine.chunk_size=5000 engine.workers=0."
             )
+        if self.device not in ("auto", "cpu", "gpu"):
+            raise ValueError(f"engine.device must be auto, cpu or gpu, got {self.device!r}.")
+
+    def uses_gpu(self) -> bool:
+        if self.device == "auto" and not _gpu_hint():
+            return False
+        return self.device != "cpu" and _tf_device(self.device) == "/GPU:0"
 
     def n_workers(self) -> int:
-        return self.workers or (1 if _has_gpu() else len(os.sched_getaffinity(0)))
+        return self.workers or (1 if self.uses_gpu() else len(os.sched_getaffinity(0)))
 
     def n_chunks(self, replicas: int) -> int:
         """Fewest equal chunks of at most ``chunk_size`` that keep every worker busy, none below
@@ -414,30 +646,57 @@ class VectorizedEngine:
     def train(
         self, problem: Problem, regime: StateRegime, model: ModelSpec, seeds: np.ndarray, progress: Progress
     ) -> TrainedReplicas:
-        x = np.asarray(problem.x_train, np.float32).reshape(len(problem.x_train), -1)
-        regime.check_rows(len(x), len(problem.x_test))
-        job = _Job(x, np.asarray(problem.y_train, np.float32).reshape(-1), regime, model)
-        seeds = np.asarray(seeds, dtype=np.uint32)
-        chunks = np.array_split(seeds, self.n_chunks(len(seeds)))
+        return self.train_many([TrainingJob(problem, regime, model, seeds)], lambda _, done: progress(done))[0]
+
+    def train_many(
+        self, jobs: Sequence[TrainingJob], progress: JobProgress, checkpoints: Checkpoints | None = None
+    ) -> list[TrainedReplicas]:
+        jobs = [_checked(job) for job in jobs]
+        if not jobs:
+            return []
+        chunks = self._chunks(jobs)
         workers = min(self.n_workers(), len(chunks))
-        parts = []
-        if workers == 1:
-            for chunk in chunks:
-                parts.append(_train_chunk(job, chunk))
-                progress(len(chunk))
-        else:
-            futures = [_pool(workers).submit(_train_chunk, job, chunk) for chunk in chunks]
-            for chunk, future in zip(chunks, futures, strict=True):
-                parts.append(future.result())
-                progress(len(chunk))
-        merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        return TrainedReplicas(
-            seeds=seeds,
-            weights={k: merged[k] for k in WEIGHT_NAMES},
-            state_h=merged["state_h"],
-            state_c=merged["state_c"],
-            losses=merged["losses"],
-        )
+        device = "cpu" if not self.uses_gpu() else "gpu"
+        executor = _InProcess() if workers == 1 else _pool(workers)
+        for chunk in chunks:
+            saved = checkpoints.load(chunk.key) if checkpoints and chunk.key else None
+            if saved is not None:
+                chunk.restore(saved)
+                _report(chunk, chunk.done, progress)
+        running = {executor.submit(_run_segment, c.task(), device): c for c in chunks if c.done < c.epochs}
+        try:
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    chunk = running.pop(future)
+                    state, losses, seconds = future.result()
+                    chunk.advance(state, losses, seconds, self.segment_s)
+                    if checkpoints and chunk.key:
+                        checkpoints.save(chunk.key, chunk.checkpoint())
+                    _report(chunk, losses.shape[1], progress)
+                    if chunk.done < chunk.epochs:
+                        running[executor.submit(_run_segment, chunk.task(), device)] = chunk
+        except BaseException:
+            for future in running:  # interrupted: queued segments are dropped, the checkpoints keep the work done
+                future.cancel()
+            raise
+        trained = _assemble(jobs, chunks)
+        for chunk in chunks:
+            if checkpoints and chunk.key:
+                checkpoints.discard(chunk.key)
+        return trained
+
+    def _chunks(self, jobs: list[TrainingJob]) -> list[_Chunk]:
+        """Every job's replicas, grouped by shape and cut into equal chunks: one wide program per chunk."""
+        groups: dict[tuple, list[int]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault(_shape_key(job), []).append(i)
+        chunks = []
+        for members in groups.values():
+            replicas = [(i, s) for i in members for s in range(len(jobs[i].seeds))]
+            for part in np.array_split(np.arange(len(replicas)), self.n_chunks(len(replicas))):
+                chunks.append(_chunk(jobs, [replicas[k] for k in part]))
+        return chunks
 
     def forecast(self, trained: TrainedReplicas, problem: Problem, regime: StateRegime) -> np.ndarray:
         x_train = np.asarray(problem.x_train, np.float32).reshape(len(problem.x_train), -1)
@@ -450,10 +709,13 @@ class VectorizedEngine:
         r, units = len(trained), trained.weights["recurrent_kernel"].shape[1]
         n = _lanes(r)
         weights = {k: _pad(v, n) for k, v in trained.weights.items()}
-        out = _forecast_program(regime.stateful, regime.reset_after_prediction, units, x_train.shape[1])(
-            flatten(weights),
-            _state_in(trained.state_h, n),
-            _state_in(trained.state_c, n),
-            np.ascontiguousarray(np.transpose(calls, (0, 2, 1))[..., None]),
-        )
+        import tensorflow as tf
+
+        with tf.device(_tf_device(self.device)):
+            out = _forecast_program(regime.stateful, regime.reset_after_prediction, units, x_train.shape[1])(
+                flatten(weights),
+                _state_in(trained.state_h, n),
+                _state_in(trained.state_c, n),
+                np.ascontiguousarray(np.transpose(calls, (0, 2, 1))[..., None]),
+            )
         return np.transpose(out.numpy()[..., :r], (2, 0, 1)).reshape(r, -1)[:, -len(x_test) :]

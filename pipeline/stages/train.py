@@ -1,14 +1,16 @@
-"""Stage ``train``: train ``repeats`` replicas of every selected regime with the configured engine.
+"""Stage ``train``: train ``repeats`` replicas of every distinct training procedure the selected regimes use.
 
-Repeat r of every regime gets the same seed (see ``pipeline.seeds``), so regimes are compared repeat
-by repeat. Each regime's replicas are saved with their weights, final LSTM state and losses. Replicas
-are trained in chunks of seeds, each cached as soon as it is done (``pipeline.resume``), so an
-interrupted run trains only the chunks it had not finished.
+Regimes that differ only in how they forecast (warm-up, resets between predictions) train identically
+(``engines.base.training_procedure``), so each procedure is trained once and its replicas saved under
+every regime that uses it. Repeat r of every regime gets the same seed (see ``pipeline.seeds``), so
+regimes are compared repeat by repeat. Each regime's replicas are saved with their weights, final LSTM
+state and losses. Replicas are trained in chunks of seeds, each cached as soon as it is done, with
+checkpoints every epoch segment in between (``pipeline.resume``), so an interrupted run redoes seconds.
 """
 
 from __future__ import annotations
 
-from functools import partial
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,48 +19,79 @@ from omegaconf import DictConfig
 from pipeline import errors, progress, resume
 from pipeline.artifacts import load_problem, model_spec, paths
 from pipeline.engines import Engine, Problem, TrainedReplicas, make_engine
-from pipeline.engines.base import ModelSpec, Progress
+from pipeline.engines.base import ModelSpec, TrainingJob, training_procedure
 from pipeline.params import load_params, regimes
 from pipeline.regimes import StateRegime
 from pipeline.seeds import repeat_seeds
 
 
-def train_in_chunks(
-    engine: Engine, problem: Problem, regime: StateRegime, spec: ModelSpec, seeds: np.ndarray,
-    cache: resume.ChunkCache, identity: str, done: Progress,
-) -> TrainedReplicas:
-    """``engine.train`` over ``seeds`` one chunk at a time, each chunk taken from ``cache`` or saved to it."""
-    parts, reused = [], 0
-    for part in cache.chunks(len(seeds)):
-        chunk = seeds[part]
-        trained, cached = cache.get_or_compute(
-            "replicas", resume.replicas_key(identity, chunk), partial(engine.train, problem, regime, spec, chunk, done),
-            TrainedReplicas.load, TrainedReplicas.save,
-        )
-        if cached:
-            done(len(chunk))
-            reused += len(chunk)
-        parts.append(trained)
-    if reused:
-        print(f"train {regime.name}: {reused} of {len(seeds)} replicas taken from the resume cache ({cache.directory})")
-    return resume.concat(parts)
+@dataclass
+class Procedure:
+    """One distinct training procedure and the regimes that use it."""
+
+    record: StateRegime
+    problem: Problem
+    regimes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return "train " + " = ".join(self.regimes)
 
 
-def run(cfg: DictConfig, root: Path) -> dict[str, TrainedReplicas]:
-    p = paths(cfg, root)
-    engine = make_engine(cfg.engine)
-    cache = resume.cache_from_config(cfg)
-    seeds = repeat_seeds(cfg.base_seed, cfg.repeats)
-    spec = model_spec(cfg)
-    trained = {}
+def procedures(cfg: DictConfig, root: Path, spec: ModelSpec) -> dict[str, Procedure]:
+    """The selected regimes grouped by training identity (``resume.training_identity``), in config order."""
+    p, grouped = paths(cfg, root), {}
     for regime in regimes(cfg):
         problem = load_problem(p, regime.window)
         regime.check_rows(len(problem.x_train), len(problem.x_test))
-        identity = resume.replica_identity(cfg.engine, regime, spec, problem)
-        with progress.bar(len(seeds), f"train {regime.name}") as bar:
-            trained[regime.name] = train_in_chunks(engine, problem, regime, spec, seeds, cache, identity, bar.update)
-        trained[regime.name].save(p.model(regime.name))
-    return trained
+        record = training_procedure(regime, len(problem.x_train))
+        identity = resume.training_identity(cfg.engine, record, spec, problem)
+        grouped.setdefault(identity, Procedure(record, problem)).regimes.append(regime.name)
+    return grouped
+
+
+def train_procedures(
+    engine: Engine, groups: dict[str, Procedure], spec: ModelSpec, seeds: np.ndarray, cache: resume.ChunkCache
+) -> dict[str, TrainedReplicas]:
+    """Every procedure's replicas: chunks found in ``cache`` are taken, the rest trained in one ``train_many``
+    call (the engine packs them as it likes, keeping checkpoints between epoch segments) and cached."""
+    found: dict[tuple[str, int], TrainedReplicas] = {}
+    jobs, places, parts = [], [], list(cache.chunks(len(seeds)))
+    for identity, group in groups.items():
+        for k, part in enumerate(parts):
+            key = resume.replicas_key(identity, seeds[part])
+            hit = cache.lookup("replicas", key, TrainedReplicas.load)
+            if hit is not None:
+                found[identity, k] = hit
+            else:
+                jobs.append(TrainingJob(group.problem, group.record, spec, seeds[part], key))
+                places.append((identity, k))
+    reused = sum(len(t) for t in found.values())
+    if reused:
+        print(f"train: {reused} of {len(seeds) * len(groups)} replicas taken from the resume cache ({cache.directory})")
+    totals = {group.label: float(len(seeds)) for group in groups.values()}
+    with progress.board(totals, f"train {len(groups)} procedures") as update:
+        for (identity, _), trained in found.items():
+            update(groups[identity].label, len(trained))
+        labels = [groups[identity].label for identity, _ in places]
+        results = engine.train_many(jobs, lambda i, done: update(labels[i], done), cache.checkpoints())
+    for job, place, trained in zip(jobs, places, results, strict=True):
+        cache.store("replicas", job.key, trained, TrainedReplicas.save)
+        found[place] = trained
+    return {identity: resume.concat([found[identity, k] for k in range(len(parts))]) for identity in groups}
+
+
+def run(cfg: DictConfig, root: Path) -> dict[str, TrainedReplicas]:
+    p, spec = paths(cfg, root), model_spec(cfg)
+    groups = procedures(cfg, root, spec)
+    trained = train_procedures(make_engine(cfg.engine), groups, spec, repeat_seeds(cfg.base_seed, cfg.repeats),
+                               resume.cache_from_config(cfg))
+    by_regime = {}
+    for identity, group in groups.items():
+        for name in group.regimes:
+            trained[identity].save(p.model(name))
+            by_regime[name] = trained[identity]
+    return {regime.name: by_regime[regime.name] for regime in regimes(cfg)}
 
 
 def main() -> None:

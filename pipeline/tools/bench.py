@@ -1,11 +1,14 @@
 """``python -m pipeline.tools.bench``: how fast the vectorized engine is, and whether it equals Keras in law.
 
-One run prints: the wall time of the whole study (every configured regime, ``--repeats`` models each,
-trained and forecast, compilation and worker start-up included) with the peak memory of the process
-tree; models per second of both engines on one regime at the same epochs, and their ratio (Keras is
-timed on ``--keras-epochs`` and scaled linearly, as it says); and how time grows with replicas,
-epochs and series length. ``--law`` adds the slow check: RMSE distributions of both engines over
-``--law-repeats`` fresh models per regime (disjoint seeds: independent samples), compared with
+One run prints: the study as the train stage runs it (every configured regime, ``--repeats`` models
+each, each distinct training procedure trained once; compilation and worker start-up included) and
+its forecasts, with the peak memory of the process tree; the same at ``--big-repeats``; the CPU cost
+per replica-step at ``--cell-replicas`` replicas against a compiled single-cell reference (the same
+step, XLA-fused, no data or state handling) measured in the same process; models per second of both
+engines on one regime at the same epochs, and their ratio (Keras is timed on ``--keras-epochs`` and
+scaled linearly, as it says); how time grows with replicas, epochs and series length; and, last, the
+targets as measured/target ratios (<= 1 meets it). ``--law`` adds the slow check: RMSE distributions
+of both engines over ``--law-repeats`` fresh models per regime (disjoint seeds: independent samples), compared with
 Kolmogorov-Smirnov and Mann-Whitney tests and both means with 95% intervals.
 
 Positional arguments, given before the options, are Hydra overrides of ``conf/`` (``engine.workers=1``);
@@ -15,6 +18,7 @@ the data come from the packaged copy, prepared in a temporary folder.
 from __future__ import annotations
 
 import argparse
+import copy
 import multiprocessing
 import os
 import tempfile
@@ -38,7 +42,7 @@ from pipeline.engines.keras_engine import KerasEngine
 from pipeline.params import compose_config, regimes
 from pipeline.regimes import StateRegime
 from pipeline.seeds import repeat_seeds
-from pipeline.stages import difference, fetch, frame, scale
+from pipeline.stages import difference, evaluate, fetch, frame, scale, train
 
 
 def _ignore(_: int) -> None:
@@ -109,18 +113,25 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def run_study(engine: Engine, study: Study, repeats: int, epochs: int) -> dict[str, tuple[float, float]]:
-    """Train and forecast every regime: {regime: (seconds, mean RMSE)}."""
-    seeds, spec, out = repeat_seeds(study.cfg.base_seed, repeats), study.spec(epochs), {}
-    for reg in study.regimes:
-        problem = study.problems[reg.name]
+@dataclass(frozen=True)
+class StudyTiming:
+    train_s: float
+    forecast_s: float
+    peak_bytes: int
+    procedures: int
+    mean_rmse: dict[str, float]
 
-        def both(reg=reg, problem=problem):
-            return engine.forecast(engine.train(problem, reg, spec, seeds, _ignore), problem, reg)
 
-        seconds, scaled = timed(both)
-        out[reg.name] = (seconds, float(study.rmse(reg, scaled).mean()))
-    return out
+def run_study(study: Study, repeats: int, epochs: int) -> StudyTiming:
+    """The train stage (resume off) and every regime's forecasts and RMSEs, in ``study.root``."""
+    cfg = copy.deepcopy(study.cfg)
+    cfg.repeats, cfg.model.epochs, cfg.resume.enabled = repeats, epochs, False
+    with PeakMemory().watch() as memory:
+        train_s, _ = timed(lambda: train.run(cfg, study.root))
+        forecast_s, (results, _) = timed(lambda: evaluate.score_regimes(cfg, paths(cfg, study.root)))
+    means = results.groupby("regime", sort=False)["rmse"].mean()
+    n_procedures = len(train.procedures(cfg, study.root, model_spec(cfg)))
+    return StudyTiming(train_s, forecast_s, memory.peak_bytes, n_procedures, {k: float(v) for k, v in means.items()})
 
 
 def train_seconds(engine: Engine, problem: Problem, reg: StateRegime, spec: ModelSpec, replicas: int) -> float:
@@ -178,6 +189,21 @@ def keras_forecasts(problem: Problem, reg: StateRegime, spec: ModelSpec, seeds: 
         return np.concatenate(list(parts))
 
 
+def _one_thread() -> None:
+    """Run this process's TensorFlow on one thread, as each engine worker does: in-process timings (the cost per
+    replica-step, its reference, Keras) then measure one core's work, not idle threads spinning."""
+    import tensorflow as tf
+
+    with suppress(RuntimeError):  # already initialised (a second main() in one process): keep its setting
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def _device(engine: Engine) -> str:
+    uses_gpu = getattr(engine, "uses_gpu", None)
+    return "gpu" if uses_gpu and uses_gpu() else f"cpu ({len(os.sched_getaffinity(0))} cores)"
+
+
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     cells = [[str(c) for c in header], *[[f"{c:.4g}" if isinstance(c, float) else str(c) for c in r] for r in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
@@ -185,16 +211,67 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
         print("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
 
 
-def report_study(engine: Engine, study: Study, repeats: int, epochs: int) -> None:
-    with PeakMemory().watch() as memory:
-        seconds, per_regime = timed(lambda: run_study(engine, study, repeats, epochs))
-    print(f"\nstudy: {len(study.regimes)} regimes x {repeats} repeats x {epochs} epochs, trained and forecast")
-    _print_table(["regime", "seconds", "mean RMSE"], [(k, s, m) for k, (s, m) in per_regime.items()])
-    print(f"  wall time {seconds:.1f} s (compilation and worker start-up included); "
-          f"peak memory {memory.peak_bytes / 2**30:.2f} GiB (this process and its workers)")
+def report_study(study: Study, repeats: int, epochs: int) -> StudyTiming:
+    timing = run_study(study, repeats, epochs)
+    print(f"\nstudy: {len(study.regimes)} regimes x {repeats} repeats x {epochs} epochs "
+          f"({timing.procedures} distinct training procedures), trained and forecast")
+    _print_table(["regime", "mean RMSE"], list(timing.mean_rmse.items()))
+    print(f"  train stage {timing.train_s:.1f} s (compilation and worker start-up included), forecasts "
+          f"{timing.forecast_s:.1f} s; peak memory {timing.peak_bytes / 2**30:.2f} GiB (this process and its workers)")
+    return timing
 
 
-def report_throughput(engine: Engine, problem: Problem, reg: StateRegime, spec: ModelSpec, args) -> None:
+def cell_reference_seconds(units: int, replicas: int, steps: int) -> float:
+    """CPU seconds per replica-step of the reference: the engine's own training step (forward, written-out
+    gradient, Adam) on one fixed row, fused by XLA into one compiled loop, without data, orders or resets."""
+    import tensorflow as tf
+
+    from pipeline.engines import vectorized as vec
+
+    n_params = sum(int(np.prod(shape)) for shape in vec.weight_shapes(units, 1).values())
+
+    @tf.function(jit_compile=True)
+    def reference(w, h, c):
+        x, y, mask, count = tf.fill((1, 1, 1), 0.3), tf.fill((1, 1, 1), 0.1), tf.ones((1,)), tf.constant(1.0)
+
+        def step(k, w, m, v, h, c):
+            _, grad, h, c = vec.loss_and_grads(w, x, y, h, c, mask, count, units, 1, False)
+            w, m, v = vec.adam(w, m, v, grad, k, 0.001)
+            return k + 1, w, m, v, h, c
+
+        return tf.while_loop(lambda k, *_: k < steps, step, (0, w, tf.zeros_like(w), tf.zeros_like(w), h, c))
+
+    w = tf.constant(np.random.default_rng(0).uniform(-0.5, 0.5, (n_params, 1, replicas)).astype(np.float32))
+    zeros = tf.zeros((units, 1, replicas))
+    reference(w, zeros, zeros)  # compile
+    start = time.process_time()
+    reference(w, zeros, zeros)
+    return (time.process_time() - start) / (replicas * steps)
+
+
+def engine_step_seconds(engine: Engine, problem: Problem, reg: StateRegime, spec: ModelSpec, replicas: int) -> float:
+    """CPU seconds per replica-step of the engine in this process (one worker), its program compiled beforehand."""
+    local = replace(engine, workers=1) if hasattr(engine, "workers") else engine
+    seeds = repeat_seeds(0, replicas)
+    local.train(problem, reg, replace(spec, epochs=1), seeds, _ignore)
+    start = time.process_time()
+    local.train(problem, reg, spec, seeds, _ignore)
+    steps = spec.epochs * -(-len(problem.x_train) // reg.batch_size)
+    return (time.process_time() - start) / (replicas * steps)
+
+
+def report_cell(engine: Engine, problem: Problem, reg: StateRegime, spec: ModelSpec, replicas: int) -> float:
+    mine = engine_step_seconds(engine, problem, reg, spec, replicas)
+    steps = spec.epochs * len(problem.x_train)
+    reference = cell_reference_seconds(spec.units, replicas, steps)
+    print(f"\ncost per replica-step on {reg.name}, {replicas} replicas, {spec.epochs} epochs (CPU time, one thread):")
+    print(f"  engine:    {mine * 1e9:.1f} ns")
+    print(f"  reference: {reference * 1e9:.1f} ns (the same step XLA-fused on one fixed row, {steps} steps)")
+    print(f"  ratio:     {mine / reference:.3g}x")
+    return mine / reference
+
+
+def report_throughput(engine: Engine, problem: Problem, reg: StateRegime, spec: ModelSpec, args) -> float:
     fast = args.repeats / train_seconds(engine, problem, reg, spec, args.repeats)
     fixed, per_epoch = keras_costs(problem, reg, spec, args.keras_epochs)
     slow = 1 / (fixed + per_epoch * spec.epochs)
@@ -204,6 +281,7 @@ def report_throughput(engine: Engine, problem: Problem, reg: StateRegime, spec: 
           f"{fixed:.2f} s to build plus {per_epoch * 1e3:.0f} ms per epoch, scaled linearly to {spec.epochs} epochs)")
     noisy = "" if fixed else " (Keras timing too noisy to split off its build time: upper bound; raise --keras-epochs)"
     print(f"  ratio:      {fast / slow:.4g}x{noisy}")
+    return fast / slow
 
 
 def report_scaling(engine: Engine, problem: Problem, reg: StateRegime, spec: ModelSpec, args) -> None:
@@ -238,9 +316,23 @@ def report_law(study: Study, engine: Engine, args, epochs: int) -> None:
     _print_table(["regime", "engine", "n", "mean RMSE", "95% CI", "KS p", "Mann-Whitney p"], rows)
 
 
+def report_targets(rows: Sequence[tuple[str, float, float, bool]]) -> None:
+    """(target, measured, bound, lower is better) rows as measured/bound ratios: <= 1 meets the target."""
+    print("\ntargets (measured / target; <= 1 meets it):")
+    table = []
+    for name, measured, bound, lower in rows:
+        ratio = measured / bound if lower else bound / measured
+        table.append((name, f"{measured:.4g}", ("<= " if lower else ">= ") + f"{bound:g}", ratio,
+                      "met" if ratio <= 1 else "missed"))
+    _print_table(["target", "measured", "target", "ratio", ""], table)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.tools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=1000, help="models per regime in the study timing")
+    parser.add_argument("--big-repeats", type=int, default=10000, help="models per regime of the large study (0: skip)")
+    parser.add_argument("--big-epochs", type=int, default=None, help="epochs of the large study (default: --epochs)")
+    parser.add_argument("--cell-replicas", type=int, default=10000, help="replicas of the cost-per-step comparison")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per model (default: model.epochs)")
     parser.add_argument("--regime", default="stateful", help="regime of the throughput and scaling runs")
     parser.add_argument("--keras-epochs", type=int, default=10, help="epochs Keras is timed on, then scaled")
@@ -255,19 +347,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--law-workers", type=int, default=0, help="Keras processes (0: one per core)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/, before the options: engine.workers=1")
     args = parser.parse_args(argv)
+    _one_thread()
 
     with tempfile.TemporaryDirectory() as tmp:
         study = prepare(args.overrides, Path(tmp))
         engine = make_engine(study.cfg.engine)
         epochs = args.epochs or study.cfg.model.epochs
-        print(f"engine: {engine}")
-        report_study(engine, study, args.repeats, epochs)
+        print(f"engine: {engine}; device: {_device(engine)}")
+        default = report_study(study, args.repeats, epochs)
+        big_epochs = args.big_epochs or epochs
+        big = report_study(study, args.big_repeats, big_epochs) if args.big_repeats else None
         reg = next((r for r in study.regimes if r.name == args.regime), study.regimes[0])
         problem, spec = study.problems[reg.name], study.spec(epochs)
-        report_throughput(engine, problem, reg, spec, args)
+        cell = report_cell(engine, problem, reg, replace(spec, epochs=args.base_epochs), args.cell_replicas)
+        keras_ratio = report_throughput(engine, problem, reg, spec, args)
         report_scaling(engine, problem, reg, spec, args)
         if args.law:
             report_law(study, engine, args, epochs)
+        n = len(study.regimes)
+        targets = [
+            (f"train stage, {n} x {args.repeats} x {epochs} (s)", default.train_s, 10.0, True),
+            (f"cost per replica-step vs reference at {args.cell_replicas}", cell, 1.3, True),
+            ("models/s vs the keras engine", keras_ratio, 50000.0, False),
+        ]
+        if big:
+            size = f"{n} x {args.big_repeats} x {big_epochs}"
+            bound = 120.0 * big_epochs / 1000  # 2 minutes at 1000 epochs; fewer epochs: stricter (start-up is fixed)
+            targets += [(f"train + forecasts, {size} (s)", big.train_s + big.forecast_s, bound, True),
+                        (f"peak memory, {size} (GiB)", big.peak_bytes / 2**30, 4.0, True)]
+        report_targets(targets)
 
 
 if __name__ == "__main__":
