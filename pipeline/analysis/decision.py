@@ -69,6 +69,23 @@ def margin_tests(diffs: np.ndarray, margin: float, alpha: float) -> MarginTests:
     )
 
 
+def margin_tests_unpaired(a: np.ndarray, b: np.ndarray, margin: float, alpha: float) -> MarginTests:
+    """The same three statements for ``mean(a) - mean(b)`` when repeats do not pair (Welch's t, unequal variances)."""
+    from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+
+    compare = CompareMeans(DescrStatsW(np.asarray(a, dtype=np.float64)), DescrStatsW(np.asarray(b, dtype=np.float64)))
+    low, high = compare.tconfint_diff(alpha, usevar="unequal")
+    return MarginTests(
+        estimate=float(np.mean(a) - np.mean(b)),
+        low=float(low),
+        high=float(high),
+        p_below=float(compare.ttest_ind(alternative="smaller", usevar="unequal", value=-margin)[1]),
+        p_above=float(compare.ttest_ind(alternative="larger", usevar="unequal", value=margin)[1]),
+        p_inside=float(compare.ttost_ind(-margin, margin, usevar="unequal")[0]),
+        margin=margin,
+    )
+
+
 def holm_family(tests: Sequence[MarginTests]) -> list[MarginTests]:
     """The same tests with each kind of p-value Holm-adjusted over the family (one contrast: unchanged)."""
     from statsmodels.stats.multitest import multipletests

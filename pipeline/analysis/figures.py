@@ -75,46 +75,44 @@ def boxplot(results: pd.DataFrame, order: list[str], baselines: pd.DataFrame, pa
 
 
 def repeats_plot(contrasts: pd.DataFrame, margin: float, confidence: float, path: Path) -> None:
-    """For each confirmatory contrast: its 95% interval projected against repeats (mean +- z sd/sqrt(n), from
-    the SD of its paired differences), the +-margin band and the pool's size. The interval settles where the
-    band no longer straddles a margin line. Meaningful at any pool size, since only the SD is estimated."""
-    from scipy.stats import norm
+    """Left: each confirmatory contrast's interval now, against the +-margin band (a forest plot). Right: the
+    repeats its interval needs to clear the nearest margin (from the SD of its paired differences), against
+    the repeats this study has. Meaningful at any pool size: only the SD of the differences is estimated."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
     plt = pyplot()
-    n_panels = max(1, len(contrasts))
-    cols = min(3, n_panels)
-    rows = math.ceil(n_panels / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 3.0 * rows + 0.6), squeeze=False)
-    z = norm.ppf(0.5 + confidence / 2)
-    for ax, c in zip(axes.flat, contrasts.to_dict("records"), strict=False):
-        pool = int(c["n"])
-        top = max(10 * pool, 100)
-        if np.isfinite(c["needed"]):
-            top = max(top, 2 * c["needed"])
-        n = np.unique(np.geomspace(2, min(top, 1e6), 200).astype(int))
-        half = z * c["sd_diff"] / np.sqrt(n)
-        ax.fill_between(n, c["estimate"] - half, c["estimate"] + half, alpha=0.3, color="tab:blue",
-                        label="projected 95% interval")
-        ax.axhline(c["estimate"], color="tab:blue", linewidth=1)
-        for m in (-margin, margin):
-            ax.axhline(m, color="firebrick", linestyle="--", linewidth=1)
-        ax.axhline(0, color="grey", linewidth=0.6)
-        ax.axvline(pool, color="black", linestyle=":", linewidth=1)
-        needed = f"{c['needed']:.0f}" if np.isfinite(c["needed"]) else "never (on a margin)"
-        ax.set_title(f"{c['a']} - {c['b']}\nneeds {needed}, has {pool}", fontsize=8.5)
-        ax.set_xscale("log")
-        span = max(abs(c["estimate"]) + 2 * margin, 3 * margin)
-        ax.set_ylim(-span, span)
-        ax.tick_params(labelsize=7)
-        ax.grid(True, alpha=0.3)
-    for ax in axes.flat[len(contrasts):]:
-        ax.set_visible(False)
+    rows = max(1, len(contrasts))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 1.2 + 0.38 * rows), sharey=True,
+                                      gridspec_kw={"width_ratios": [1.4, 1]})
+    y = np.arange(len(contrasts))[::-1]
+    labels = [f"{a} - {b}" for a, b in zip(contrasts.a, contrasts.b, strict=True)]
+    left.axvspan(-margin, margin, color="tab:green", alpha=0.12, label=f"within ±{margin:g}")
+    left.axvline(0, color="grey", linewidth=0.6)
+    left.errorbar(contrasts.estimate, y, xerr=[contrasts.estimate - contrasts.low, contrasts.high - contrasts.estimate],
+                  fmt="o", color="tab:blue", markersize=4, capsize=3)
+    left.set_yticks(y, labels, fontsize=8)
+    left.set_xlabel(f"a - b, mean RMSE [{confidence:.0%} interval]; shaded: ±margin", fontsize=9)
+    left.grid(True, axis="x", alpha=0.3)
+    needed = contrasts.needed.replace(np.inf, np.nan)
+    finite = needed.dropna()
+    top = max([10.0, *finite, *contrasts.n]) * 3
+    right.barh(y, needed.fillna(top), color=["tab:blue" if np.isfinite(v) else "lightgrey" for v in contrasts.needed],
+               height=0.5)
+    for yi, v in zip(y, contrasts.needed, strict=True):
+        right.annotate(f"{v:.0f}" if np.isfinite(v) else "never (on a margin)", (min(v, top) if np.isfinite(v) else top,
+                       yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+    if len(contrasts):
+        right.axvline(int(contrasts.n.max()), color="black", linestyle=":", linewidth=1, label="repeats now")
+    right.set_xscale("log")
+    right.set_xlim(1, top * 5)
+    right.xaxis.set_major_locator(LogLocator(numticks=8))
+    right.xaxis.set_minor_locator(NullLocator())  # minor ticks on a log axis cost most of the drawing time
+    right.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    right.set_xlabel("repeats to clear the nearest margin (log; dotted: now)", fontsize=9)
+    right.grid(True, axis="x", alpha=0.3)
     if contrasts.empty:
-        axes[0, 0].set_visible(True)
-        axes[0, 0].text(0.5, 0.5, "no confirmatory contrast ran", ha="center", va="center")
-    fig.supxlabel("repeats per regime (log scale; dotted: this study)", fontsize=9)
-    fig.supylabel("a - b, RMSE (dashed: +-margin)", fontsize=9)
-    fig.suptitle("How many repeats each decision needs", fontsize=10)
+        left.text(0.5, 0.5, "no confirmatory contrast ran", ha="center", va="center", transform=left.transAxes)
+    fig.suptitle("Where each decision stands, and how many repeats it needs", fontsize=10)
     fig.tight_layout()
     save(fig, path)
 
@@ -140,5 +138,6 @@ def forecast_plot(forecasts: pd.DataFrame, order: list[str], path: Path) -> None
     axes[0, 0].legend(fontsize=7)
     fig.supylabel("monthly sales", fontsize=9)
     fig.suptitle("One-step forecasts of the test months:\nthe median repeat of each regime", fontsize=10)
-    fig.tight_layout()
+    height = 2.4 * rows + 0.8
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.35 / height, top=1 - 0.75 / height, hspace=0.5, wspace=0.08)
     save(fig, path)

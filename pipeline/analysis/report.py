@@ -58,11 +58,13 @@ class Tables:
         return list(self.summary.columns)
 
     def decisive(self) -> pd.DataFrame:
-        """The confirmatory mean contrasts: usable pairs, one row per distinct pair."""
+        """The confirmatory mean contrasts on paired repeats: usable pairs, one row per distinct pair."""
         e = self.evidence
         if e.empty:
             return e
         used = e[(e.endpoint == "mean") & e.usable.astype(bool)]
+        if "sd_diff" in used:  # endpoints on the pairs need paired repeats
+            used = used[used.sd_diff.notna()]
         return used.loc[~used.apply(lambda r: frozenset((r.a, r.b)), axis=1).duplicated()]
 
 
@@ -120,6 +122,14 @@ def _level(cfg: DictConfig) -> str:
 
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
+
+
+def _family(evidence: pd.DataFrame) -> int:
+    """How many distinct pairs Holm's correction ran over."""
+    if "in_family" not in evidence:
+        return 0
+    family = evidence[evidence.in_family.fillna(False).astype(bool)]
+    return len({frozenset(p) for p in zip(family.a, family.b, strict=True)})
 
 
 def _side(low: float, high: float, at: float) -> int:
@@ -186,6 +196,7 @@ def answer(cfg: DictConfig, tables: Tables) -> str:
     others = tables.verdicts[~tables.verdicts.key.str.startswith("E")]
     tally = ", ".join(f"{int((others.verdict == w).sum())} {w}" for w in VERDICT_WORDS if (others.verdict == w).any())
     best = tables.baselines.sort_values("rmse").iloc[0]
+    how = ", ".join(str(best[c]) for c in ("description", "fit") if c in best and isinstance(best[c], str))
     rmse = tables.results.rmse.to_numpy()
     beaten = float(np.mean(best.rmse < rmse))
     n = int(tables.summary.loc["count"].max())
@@ -200,7 +211,7 @@ means a forecasts better.
 
 The write-up's other {len(others)} claims (its review's findings and its remarks on spread): {tally}; see
 [every claim](#verdicts-on-every-claim). Against all of this, the best classical baseline, `{best.model}`
-({best.description}, {best.fit}), scores {best.rmse:.1f} RMSE, better than {beaten:.1%} of all {len(rmse)}
+({how}), scores {best.rmse:.1f} RMSE, better than {beaten:.1%} of all {len(rmse)}
 LSTM repeats: a bigger gap than any regime effect.
 
 **Scope.** One series (shampoo sales, 36 months), one split (the last 12 months forecast walk-forward), one
@@ -288,7 +299,7 @@ also excludes 0); straddling a margin, **inconclusive**. An "alike" claim is sup
 contradicted only by an interval wholly outside the margin; "no obvious improvement" is supported unless the
 interval lies wholly below -{margin:g}. Each statement is a one-sided t test against a margin
 (statsmodels' `ttest_mean`; TOST, `ttost_mean`, for equivalence), and Holm's method runs over the
-{len(tables.decisive())} distinct confirmatory contrasts (one family; the full pairwise table below is
+{_family(tables.evidence)} distinct confirmatory contrasts (one family; the full pairwise table below is
 exploratory). Only pairs that differ in exactly the
 factor a claim is about decide it; compound pairs are shown, not used. Spread claims compare SDs: the
 bootstrap {level} interval of the SD ratio against 1/(1+{s.spread_margin:g}) .. 1+{s.spread_margin:g}

@@ -79,8 +79,8 @@ def intervals(pool: dict[str, stats.Sample], boot: stats.Bootstrap, baselines: p
         groups = [np.vstack([pool[n].values for n in names])]
     else:
         groups = [pool[n].values[None] for n in names]
-    for column, statistic in (("mean", np.mean), ("p95", stats.quantile95)):
-        lows, highs = zip(*(stats.bootstrap_cis(g, statistic, boot, column) for g in groups), strict=True)
+    for column, statistic, method in (("mean", np.mean, None), ("p95", stats.quantile95, "percentile")):
+        lows, highs = zip(*(stats.bootstrap_cis(g, statistic, boot, column, method) for g in groups), strict=True)
         table[f"{column}_low"], table[f"{column}_high"] = np.concatenate(lows), np.concatenate(highs)
     return table
 
@@ -123,11 +123,17 @@ def claim_pairs(pool: dict[str, stats.Sample], records: dict, n_train: int) -> p
     return pd.DataFrame(rows)
 
 
+def _margin_tests(a: stats.Sample, b: stats.Sample, margin: float, alpha: float) -> decision.MarginTests:
+    if stats.design(a, b) == stats.UNPAIRED:
+        return decision.margin_tests_unpaired(a.values, b.values, margin, alpha)
+    return decision.margin_tests(a.values - b.values, margin, alpha)
+
+
 def mean_contrasts(pairs: pd.DataFrame, pool: dict[str, stats.Sample], margin: float, alpha: float) -> pd.DataFrame:
     """Margin tests of every run mean pair; Holm over the distinct usable pairs (the confirmatory family)."""
     rows = pairs[(pairs.endpoint == "mean") & (pairs.kind != decision.NOT_RUN)]
     canon = {frozenset((a, b)): (a, b) for a, b in zip(rows.a, rows.b, strict=True)}
-    raw = {key: decision.margin_tests(pool[a].values - pool[b].values, margin, alpha) for key, (a, b) in canon.items()}
+    raw = {key: _margin_tests(pool[a], pool[b], margin, alpha) for key, (a, b) in canon.items()}
     family = sorted({frozenset((a, b)) for a, b in zip(rows.a[rows.usable], rows.b[rows.usable], strict=True)},
                     key=lambda k: list(canon).index(k))
     adjusted = dict(zip(family, decision.holm_family([raw[k] for k in family]), strict=True))
@@ -168,12 +174,19 @@ def evaluate_claims(
     pairs = pairs.assign(_index=np.arange(len(pairs))).set_index("_index", drop=False)
     means = pair_verdicts(pairs, pool, margin, alpha)
     spread_rows = pairs[(pairs.endpoint == "spread") & (pairs.kind != decision.NOT_RUN)]
+    paired = np.array([stats.design(pool[a], pool[b]) != stats.UNPAIRED for a, b in zip(spread_rows.a, spread_rows.b,
+                                                                                          strict=True)], dtype=bool)
     spread = {}
-    if len(spread_rows):
-        a = np.vstack([pool[r].values for r in spread_rows.a])
-        b = np.vstack([pool[r].values for r in spread_rows.b])
+    if paired.any():  # one paired bootstrap for every paired ratio
+        a = np.vstack([pool[r].values for r in spread_rows.a[paired]])
+        b = np.vstack([pool[r].values for r in spread_rows.b[paired]])
         low, high = stats.sd_ratio_cis(a, b, boot, "spread")
-        spread = dict(zip(spread_rows._index, zip(stats.log_sd_ratio(a, b), low, high, strict=True), strict=True))
+        spread = dict(zip(spread_rows._index[paired], zip(stats.log_sd_ratio(a, b), low, high, strict=True),
+                          strict=True))
+    for row in spread_rows[~paired].to_dict("records"):  # different seeds: each regime resampled on its own
+        x, y = pool[row["a"]].values, pool[row["b"]].values
+        ci = stats.bootstrap_ci([x, y], stats.log_sd_ratio, boot, "spread|unpaired")
+        spread[row["_index"]] = (float(stats.log_sd_ratio(x, y)), *ci)
     rows, hl_cache = [], {}
     for row in pairs.to_dict("records"):
         out = {k: v for k, v in row.items() if k != "_index"}
@@ -182,20 +195,24 @@ def evaluate_claims(
             continue
         x, y = pool[row["a"]].values, pool[row["b"]].values
         if row["endpoint"] == "mean":
-            t, d = means.at[row["_index"], "tests"], x - y
-            hl, hl_low, hl_high = _hodges_lehmann(pool, row["a"], row["b"], level, hl_cache)
-            sd = float(d.std(ddof=1))
+            t = means.at[row["_index"], "tests"]
             out.update(
                 estimate=t.estimate, low=t.low, high=t.high, pct=100 * t.estimate / y.mean(),
                 p_below=t.p_below, p_above=t.p_above, p_inside=t.p_inside,
                 position=means.at[row["_index"], "position"], verdict=means.at[row["_index"], "verdict"],
                 in_family=bool(means.at[row["_index"], "in_family"]),
-                negligible=decision.negligible(t.low, t.high, margin),
-                hl=hl, hl_low=hl_low, hl_high=hl_high, within_margin=float(np.mean(np.abs(d) < margin)),
-                diff_min=float(d.min()), diff_max=float(d.max()),
-                kurtosis=float(pd.Series(d).kurt()) if sd > 0 else 0.0, sd_diff=sd, n=len(d),
-                needed=decision.repeats_needed(t.estimate, sd, margin, alpha),
+                negligible=decision.negligible(t.low, t.high, margin), n=min(len(x), len(y)),
             )
+            if stats.design(pool[row["a"]], pool[row["b"]]) != stats.UNPAIRED:  # endpoints on the pairs
+                d = x - y
+                hl, hl_low, hl_high = _hodges_lehmann(pool, row["a"], row["b"], level, hl_cache)
+                sd = float(d.std(ddof=1))
+                out.update(
+                    hl=hl, hl_low=hl_low, hl_high=hl_high, within_margin=float(np.mean(np.abs(d) < margin)),
+                    diff_min=float(d.min()), diff_max=float(d.max()),
+                    kurtosis=float(pd.Series(d).kurt()) if sd > 0 else 0.0, sd_diff=sd,
+                    needed=decision.repeats_needed(t.estimate, sd, margin, alpha),
+                )
         else:
             ratio, low, high = spread[row["_index"]]
             position = decision.locate(low, high, float(np.log1p(s.spread_margin)))
@@ -205,6 +222,8 @@ def evaluate_claims(
         rows.append(out)
     evidence = pd.DataFrame(rows)
     prob = evidence[(evidence.endpoint == "mean") & (evidence.kind != decision.NOT_RUN)]
+    if "hl" in prob:
+        prob = prob[prob.hl.notna()]
     if len(prob):
         shares = np.vstack([stats.lower_share(pool[a].values, pool[b].values) for a, b in zip(prob.a, prob.b,
                                                                                                 strict=True)])
@@ -318,17 +337,22 @@ def a_vs_a(published: pd.DataFrame | None, pool: dict[str, stats.Sample], draws:
 
 
 def se_table(pool: dict[str, stats.Sample], cfg: DictConfig) -> pd.DataFrame:
-    """Standard error of each regime's mean for study sizes up to its pool, resampled and by formula."""
+    """Standard error of each regime's mean for study sizes up to its pool, resampled and by formula (the
+    write-up's proposed follow-up; sd/sqrt(n) by construction). Regimes of one pool size share the draws."""
     rows = []
+    by_size: dict[int, list[str]] = {}
     for name, sample in pool.items():
-        n_pool = len(sample.values)
+        by_size.setdefault(len(sample.values), []).append(name)
+    for n_pool, names in by_size.items():
         sizes = [n for n in cfg.se_repeats if n <= n_pool] or [n_pool]
-        rng = stats.rng_for(cfg.bootstrap_seed, "se")  # the same draws for every regime, as for the intervals
-        resampled = stats.se_by_repeats(sample.values, sizes, cfg.se_draws, rng)
-        sd = float(np.std(sample.values, ddof=1))
-        for n, se in zip(sizes, resampled, strict=True):
-            rows.append({"regime": name, "repeats": n, "se_resampled": float(se), "se_formula": sd / np.sqrt(n)})
-    return pd.DataFrame(rows)
+        rng = stats.rng_for(cfg.bootstrap_seed, "se")
+        resampled = stats.se_by_repeats(np.vstack([pool[n].values for n in names]), sizes, cfg.se_draws, rng)
+        for name, se_row in zip(names, resampled, strict=True):
+            sd = float(np.std(pool[name].values, ddof=1))
+            rows += [{"regime": name, "repeats": n, "se_resampled": float(se), "se_formula": sd / np.sqrt(n)}
+                     for n, se in zip(sizes, se_row, strict=True)]
+    order = {name: i for i, name in enumerate(pool)}
+    return pd.DataFrame(rows).sort_values("regime", key=lambda r: r.map(order), kind="stable", ignore_index=True)
 
 
 def median_forecasts(results: pd.DataFrame, forecasts: pd.DataFrame, order: list[str]) -> pd.DataFrame:
