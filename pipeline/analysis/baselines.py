@@ -99,25 +99,29 @@ def arima(order: Sequence[int], train_obs: int | None = None) -> Forecaster:
     return forecast
 
 
-def linear_lag1(train_obs: int, interval: int, refit: bool) -> Forecaster:
-    """OLS of a month's scaled difference on the previous one, the LSTMs' inputs and scaler.
+def fit_lag1(history: np.ndarray, train_obs: int, interval: int) -> tuple[object, float, float]:
+    """(training scaler, intercept, slope) of the OLS fit of each scaled difference of ``history`` on the one
+    before it; the scaler is fitted on the first ``train_obs`` observations' differences, as for the LSTMs. Both
+    sides share the scaler, so the slope is that of the raw differences."""
+    scaler = data.fit_scaler(data.difference(history[:train_obs], interval))
+    x, y = data.frame_lag1(data.scale(scaler, data.difference(history, interval)))
+    intercept, slope = OLS(y, add_constant(x, has_constant="add")).fit().params
+    return scaler, float(intercept), float(slope)
 
-    The scaler is fitted on the training months' differences, as for the LSTMs; the regression is fitted
-    on the training pairs (``refit``: on every pair seen so far). Forecasts are mapped back through the
+
+def linear_lag1(train_obs: int, interval: int, refit: bool) -> Forecaster:
+    """OLS of a month's scaled difference on the previous one: the LSTMs' inputs and scaler.
+
+    Fitted on the training pairs (``refit``: on every pair seen so far); forecasts are mapped back through the
     scaler and the differencing.
     """
     fixed = None
 
-    def fit(history: np.ndarray):
-        scaler = data.fit_scaler(data.difference(history[:train_obs], interval))
-        x, y = data.frame_lag1(data.scale(scaler, data.difference(history, interval)))
-        return scaler, OLS(y, add_constant(x, has_constant="add")).fit().params
-
     def forecast(history: np.ndarray) -> float:
         nonlocal fixed
         if refit or fixed is None:
-            fixed = fit(history if refit else history[:train_obs])
-        scaler, (intercept, slope) = fixed
+            fixed = fit_lag1(history if refit else history[:train_obs], train_obs, interval)
+        scaler, intercept, slope = fixed
         last = data.scale(scaler, data.difference(history, interval)[-1:])[0]
         step = data.invert_scale(scaler, np.array([intercept + slope * last]))[0]
         return float(history[-interval] + step)
