@@ -65,7 +65,7 @@ def ar1_walk(phi: float, n: int, seed: int) -> np.ndarray:
 
 def test_linear_lag1_recovers_the_coefficient_of_an_exact_ar1_series():
     raw = ar1_walk(0.6, 2000, seed=1)
-    _, intercept, slope = baselines.fit_lag1(raw, train_obs=2000, interval=1)
+    _, _, slope = baselines.fit_lag1(raw, train_obs=2000, interval=1)
     assert slope == pytest.approx(0.6, abs=0.04)  # standard error ~ sqrt((1 - 0.36) / 2000) = 0.018
     noiseless = 100 + np.cumsum(0.5 ** np.arange(40))  # d_t = 0.5 d_(t-1) exactly
     forecasts = baselines.walk_forward(noiseless, 6, baselines.linear_lag1(34, 1, refit=False))
