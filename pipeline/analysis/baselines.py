@@ -133,7 +133,7 @@ def forecasters(cfg: DictConfig, train_obs: int, interval: int) -> dict[str, tup
     """Baseline name -> (what it forecasts from, how it is fitted, forecaster), from the ``baselines`` block."""
     p, d, q = cfg.arima_order
     ets = f"exponential smoothing, trend {cfg.ets_trend}"
-    lag1 = "linear regression on the LSTMs' inputs (the previous scaled difference)"
+    lag1 = "OLS on the previous month's scaled difference, the LSTMs' input"
     return {
         f"seasonal_naive_{cfg.season}": (f"the same month {cfg.season} months earlier", "no parameters",
                                          seasonal_naive(cfg.season)),

@@ -48,10 +48,10 @@ def boxplot(results: pd.DataFrame, order: list[str], baselines: pd.DataFrame, pa
                flierprops={"markersize": 3, "alpha": 0.4}, meanprops={"markerfacecolor": "white"})
     for i, v in enumerate(values, start=1):
         above = int((v > high).sum())
-        if above:
-            ax.annotate(f"{above} above\nmax {v.max():.0f}", (i, high), xytext=(0, -22), textcoords="offset points",
-                        ha="center", fontsize=7, color="firebrick",
-                        arrowprops={"arrowstyle": "->", "color": "firebrick"})
+        if above:  # drawn at the top edge: a marker, and how many repeats lie beyond it
+            ax.plot([i], [high], marker="^", color="firebrick", markersize=6, clip_on=False, zorder=4)
+            ax.annotate(f"{above} above\nmax {v.max():.0f}", (i, high), xytext=(0, -18), textcoords="offset points",
+                        ha="center", fontsize=7, color="firebrick")
     ax.set_ylim(low, high)
     styles = [("--", "dimgrey"), (":", "tab:brown"), ("-.", "tab:purple"), ((0, (5, 1)), "tab:olive"),
               ((0, (1, 1)), "tab:cyan"), ((0, (3, 1, 1, 1)), "tab:pink")]
@@ -139,5 +139,5 @@ def forecast_plot(forecasts: pd.DataFrame, order: list[str], path: Path) -> None
     fig.supylabel("monthly sales", fontsize=9)
     fig.suptitle("One-step forecasts of the test months:\nthe median repeat of each regime", fontsize=10)
     height = 2.4 * rows + 0.8
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.35 / height, top=1 - 0.75 / height, hspace=0.5, wspace=0.08)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.35 / height, top=1 - 1.05 / height, hspace=0.5, wspace=0.08)
     save(fig, path)

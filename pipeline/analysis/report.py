@@ -148,7 +148,7 @@ def _effect(e: dict) -> str:
     if e["endpoint"] == "spread":
         return f"SD ratio {e['estimate']:.2f} [{e['low']:.2f}, {e['high']:.2f}]"
     return (f"{_num(e['estimate'], sign=True)} {_ci(e['low'], e['high'], sign=True)} RMSE "
-            f"({e['pct']:+.1f}%)")
+            f"({round(e['pct'], 1) + 0.0:+.1f}%)")
 
 
 def _words(e: dict, margin: float) -> str:
@@ -167,6 +167,10 @@ def _words(e: dict, margin: float) -> str:
         tail = ": significant but negligible" if e["negligible"] else ""
         return f"the difference lies within ±{margin:g}{tail}"
     needed = f"about {e['needed']:.0f} repeats would settle it" if np.isfinite(e["needed"]) else "it sits on the margin"
+    if e.get("position_95") in (decision.BELOW, decision.ABOVE, decision.INSIDE):
+        side = {decision.BELOW: "below -", decision.ABOVE: "above +", decision.INSIDE: "inside ±"}[e["position_95"]]
+        return (f"the 95% interval alone lies {side}{margin:g}, but not once Holm's correction over the "
+                f"{int(e['family'])} confirmatory contrasts is applied; {needed}")
     return f"the interval straddles the ±{margin:g} margin; {needed}"
 
 
@@ -192,9 +196,11 @@ def answer(cfg: DictConfig, tables: Tables) -> str:
         if unused:
             detail += " (not used: " + ", ".join(f"{_pair(e)}, {e['kind']}" for e in unused) + ")"
         lines.append(f"- **{key[1:]}. {v.claim}: {v.verdict}.** {detail}.")
-    counts = tables.verdicts.verdict.value_counts()
-    others = tables.verdicts[~tables.verdicts.key.str.startswith("E")]
-    tally = ", ".join(f"{int((others.verdict == w).sum())} {w}" for w in VERDICT_WORDS if (others.verdict == w).any())
+    every = [*tables.verdicts.verdict, *([tables.a_vs_a["verdict"]] if "verdict" in tables.a_vs_a else [])]
+    others = [*tables.verdicts.verdict[~tables.verdicts.key.str.startswith("E")],
+              *([tables.a_vs_a["verdict"]] if "verdict" in tables.a_vs_a else [])]
+    tally = ", ".join(f"{others.count(w)} {w}" for w in VERDICT_WORDS if w in others)
+    counts = ", ".join(f"{every.count(w)} {w}" for w in VERDICT_WORDS if w in every)
     best = tables.baselines.sort_values("rmse").iloc[0]
     how = ", ".join(str(best[c]) for c in ("description", "fit") if c in best and isinstance(best[c], str))
     rmse = tables.results.rmse.to_numpy()
@@ -218,7 +224,7 @@ LSTM repeats: a bigger gap than any regime effect.
 model configuration. The {n} repeats per regime measure *training randomness only* (initial weights and, where
 shuffled, row order); they say how precisely these regimes are compared on this split, not how they would
 rank on other series or splits. Generality is the question of a panel of series, not of this report.
-Verdict counts over every claim: {", ".join(f"{c} {w}" for w, c in counts.items())}.
+Verdict counts over every claim: {counts}.
 """
 
 
@@ -300,7 +306,8 @@ contradicted only by an interval wholly outside the margin; "no obvious improvem
 interval lies wholly below -{margin:g}. Each statement is a one-sided t test against a margin
 (statsmodels' `ttest_mean`; TOST, `ttost_mean`, for equivalence), and Holm's method runs over the
 {_family(tables.evidence)} distinct confirmatory contrasts (one family; the full pairwise table below is
-exploratory). Only pairs that differ in exactly the
+exploratory), so an interval just beyond a margin at 95% can stay inconclusive after the correction (the
+answer says so where it happens); intervals are shown at 95%, unadjusted. Only pairs that differ in exactly the
 factor a claim is about decide it; compound pairs are shown, not used. Spread claims compare SDs: the
 bootstrap {level} interval of the SD ratio against 1/(1+{s.spread_margin:g}) .. 1+{s.spread_margin:g}
 (`stats.spread_margin`). A claim with several usable pairs takes the verdict they reach without conflict;
@@ -386,8 +393,8 @@ repeats in which a forecasts better (bootstrap interval). Where they disagree wi
 
 {_table(pd.DataFrame(rows))}
 
-Tail risk per regime: the 95th percentile of RMSE over repeats (bootstrap interval) and the share of repeats
-that forecast worse than persistence.
+Tail risk per regime: the 95th percentile of RMSE over repeats (distribution-free interval from order
+statistics) and the share of repeats that forecast worse than persistence.
 
 {_table(tail)}
 """
@@ -481,8 +488,9 @@ def repeats_section(cfg: DictConfig, tables: Tables, plots: Plots, rel: dict[Pat
         })
     return f"""## How many repeats a decision needs
 
-For each confirmatory contrast, the repeats at which its {level} interval (half-width z·sd/√n, from the SD of
-the *paired differences*) would clear the nearest margin around the observed difference, so that the verdict
+For each confirmatory contrast, the repeats at which its interval (half-width z·sd/√n, from the SD of the
+*paired differences*, at the {level} level Bonferroni-adjusted over the confirmatory family so that it holds
+after Holm's correction) would clear the nearest margin around the observed difference, so that the verdict
 no longer depends on more data. A contrast far from both margins settles with few repeats; one whose
 difference sits near a margin needs many, or never settles. (The write-up's proposed follow-up, the standard
 error of each regime's own mean against the number of repeats, is sd/√n by construction; it is kept in

@@ -142,12 +142,14 @@ def hodges_lehmann(diffs: np.ndarray, confidence: float) -> tuple[float, float, 
     d = np.asarray(diffs, dtype=np.float64)
     n = len(d)
     i, j = np.triu_indices(n)
-    walsh = np.sort((d[i] + d[j]) / 2)
-    estimate = float(np.median(walsh))
+    walsh = (d[i] + d[j]) / 2
     z = stats.norm.ppf(0.5 + confidence / 2)
     k = int(np.floor(n * (n + 1) / 4 - z * np.sqrt(n * (n + 1) * (2 * n + 1) / 24)))
     k = min(max(k, 0), len(walsh) - 1)
-    return estimate, float(walsh[k]), float(walsh[len(walsh) - 1 - k])
+    m = len(walsh)
+    middle = [(m - 1) // 2, m // 2]
+    ranked = np.partition(walsh, sorted({k, m - 1 - k, *middle}))  # the order statistics needed, not a full sort
+    return float(ranked[middle].mean()), float(ranked[k]), float(ranked[m - 1 - k])
 
 
 def lower_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -158,6 +160,15 @@ def lower_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def quantile95(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.quantile(x, 0.95, axis=axis)
+
+
+def quantile95_ci(x: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Distribution-free interval of the 95th percentile from order statistics (``scipy.stats.quantile_test``)."""
+    x = np.asarray(x, dtype=np.float64)
+    if np.ptp(x) == 0:
+        return float(x[0]), float(x[0])
+    ci = stats.quantile_test(x, q=float(quantile95(x)), p=0.95).confidence_interval(confidence)
+    return float(ci.low), float(ci.high)
 
 
 # --- effect sizes ---------------------------------------------------------------------------------

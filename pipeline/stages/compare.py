@@ -62,8 +62,8 @@ def describe(results: pd.DataFrame, order: list[str]) -> pd.DataFrame:
 
 
 def intervals(pool: dict[str, stats.Sample], boot: stats.Bootstrap, baselines: pd.DataFrame) -> pd.DataFrame:
-    """Per regime: mean with its bootstrap interval, median, 95th percentile with its interval (tail), the
-    share of repeats worse than persistence, and the share beating each baseline."""
+    """Per regime: mean with its bootstrap interval, median, 95th percentile with its order-statistic interval
+    (tail), the share of repeats worse than persistence, and the share beating each baseline."""
     names = list(pool)
     rows = []
     persistence = baselines.set_index("model").rmse.get("persistence", np.nan)
@@ -79,9 +79,10 @@ def intervals(pool: dict[str, stats.Sample], boot: stats.Bootstrap, baselines: p
         groups = [np.vstack([pool[n].values for n in names])]
     else:
         groups = [pool[n].values[None] for n in names]
-    for column, statistic, method in (("mean", np.mean, None), ("p95", stats.quantile95, "percentile")):
-        lows, highs = zip(*(stats.bootstrap_cis(g, statistic, boot, column, method) for g in groups), strict=True)
-        table[f"{column}_low"], table[f"{column}_high"] = np.concatenate(lows), np.concatenate(highs)
+    lows, highs = zip(*(stats.bootstrap_cis(g, np.mean, boot, "mean") for g in groups), strict=True)
+    table["mean_low"], table["mean_high"] = np.concatenate(lows), np.concatenate(highs)
+    table["p95_low"], table["p95_high"] = zip(*(stats.quantile95_ci(pool[n].values, boot.confidence) for n in names),
+                                              strict=True)
     return table
 
 
@@ -133,7 +134,7 @@ def mean_contrasts(pairs: pd.DataFrame, pool: dict[str, stats.Sample], margin: f
     """Margin tests of every run mean pair; Holm over the distinct usable pairs (the confirmatory family)."""
     rows = pairs[(pairs.endpoint == "mean") & (pairs.kind != decision.NOT_RUN)]
     canon = {frozenset((a, b)): (a, b) for a, b in zip(rows.a, rows.b, strict=True)}
-    raw = {key: _margin_tests(pool[a], pool[b], margin, alpha) for key, (a, b) in canon.items()}
+    raw = {key: _margin_tests(pool[a], pool[b], margin, alpha) for key, (a, b) in canon.items()}  # once per pair
     family = sorted({frozenset((a, b)) for a, b in zip(rows.a[rows.usable], rows.b[rows.usable], strict=True)},
                     key=lambda k: list(canon).index(k))
     adjusted = dict(zip(family, decision.holm_family([raw[k] for k in family]), strict=True))
@@ -173,6 +174,7 @@ def evaluate_claims(
     alpha, level, margin = s.alpha, 1 - s.alpha, s.margin
     pairs = pairs.assign(_index=np.arange(len(pairs))).set_index("_index", drop=False)
     means = pair_verdicts(pairs, pool, margin, alpha)
+    family = max(1, len({frozenset((pairs.a[i], pairs.b[i])) for i in means.index[means.in_family.astype(bool)]}))
     spread_rows = pairs[(pairs.endpoint == "spread") & (pairs.kind != decision.NOT_RUN)]
     paired = np.array([stats.design(pool[a], pool[b]) != stats.UNPAIRED for a, b in zip(spread_rows.a, spread_rows.b,
                                                                                           strict=True)], dtype=bool)
@@ -202,6 +204,7 @@ def evaluate_claims(
                 position=means.at[row["_index"], "position"], verdict=means.at[row["_index"], "verdict"],
                 in_family=bool(means.at[row["_index"], "in_family"]),
                 negligible=decision.negligible(t.low, t.high, margin), n=min(len(x), len(y)),
+                position_95=decision.locate(t.low, t.high, margin), family=family,
             )
             if stats.design(pool[row["a"]], pool[row["b"]]) != stats.UNPAIRED:  # endpoints on the pairs
                 d = x - y
@@ -211,7 +214,10 @@ def evaluate_claims(
                     hl=hl, hl_low=hl_low, hl_high=hl_high, within_margin=float(np.mean(np.abs(d) < margin)),
                     diff_min=float(d.min()), diff_max=float(d.max()),
                     kurtosis=float(pd.Series(d).kurt()) if sd > 0 else 0.0, sd_diff=sd,
-                    needed=decision.repeats_needed(t.estimate, sd, margin, alpha),
+                    # at the family's Bonferroni level (Holm's first step), so that "needs n" means the verdict
+                    # would settle even after the correction
+                    needed=decision.repeats_needed(t.estimate, sd, margin,
+                                                   alpha / family if out["in_family"] else alpha),
                 )
         else:
             ratio, low, high = spread[row["_index"]]
@@ -257,13 +263,19 @@ def claim_verdicts(evidence: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def sensitivity(pairs: pd.DataFrame, pool: dict[str, stats.Sample], cfg: DictConfig) -> pd.DataFrame:
-    """Each mean claim's verdict at the margin and at ``stats.margin`` times each ``stats.margin_sensitivity``."""
+def sensitivity(pairs: pd.DataFrame, pool: dict[str, stats.Sample], cfg: DictConfig,
+                verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Each mean claim's verdict at ``stats.margin`` (``verdicts``) and at the margin times each factor of
+    ``stats.margin_sensitivity``."""
     mean_pairs = pairs[pairs.endpoint == "mean"].assign(_index=lambda t: np.arange(len(t)))
     mean_pairs = mean_pairs.set_index("_index", drop=False)
+    means = verdicts[verdicts.endpoint == "mean"].set_index("key").verdict
     table = {}
     for factor in sorted({1.0, *cfg.stats.margin_sensitivity}):
         margin = factor * cfg.stats.margin
+        if factor == 1.0:
+            table[margin] = means
+            continue
         run = mean_pairs[mean_pairs.kind != decision.NOT_RUN]
         verdicts = pair_verdicts(mean_pairs, pool, margin, cfg.stats.alpha).verdict
         judged = mean_pairs.assign(verdict=decision.NOT_RUN)
@@ -434,7 +446,7 @@ def run(cfg: DictConfig, root: Path) -> Comparison:
         factors=pd.DataFrame(contrasts.factor_table([records[r] for r in order], n_train)),
         evidence=evidence,
         verdicts=verdicts,
-        sensitivity=sensitivity(pairs, pool, cfg),
+        sensitivity=sensitivity(pairs, pool, cfg, verdicts),
         published=published_vs_reproduced(published, pool, draws, seed),
         a_vs_a=a_vs_a(published, pool, draws, seed),
         se=se_table(pool, cfg.stats),
