@@ -35,6 +35,17 @@ def test_verdicts_follow_the_known_effects(evaluated):
     assert e4.at["noreset", "kind"] == "compound" and not e4.at["noreset", "usable"]
     assert e4.at["noreset", "factors"] == "resets in training, test starts from"
     assert e4.at["seed_train_no_resets", "verdict"] == decision.SUPPORTED
+    # Holm runs over the confirmatory family only: the distinct pairs that decide a claim
+    e = tables.evidence
+    family = e[e.endpoint.eq("mean") & e.usable.astype(bool)]
+    distinct = {frozenset(pair) for pair in zip(family.a, family.b, strict=True)}
+    in_family = e[e.in_family.fillna(False).astype(bool)]
+    assert {frozenset(pair) for pair in zip(in_family.a, in_family.b, strict=True)} == distinct
+    assert len(distinct) == len(tables.decisive())
+    compound = e[(e.kind == "compound") & ~e.usable.astype(bool) & e.endpoint.eq("mean")].iloc[0]
+    pool = compare.samples(tables.results, tables.order)
+    raw = decision.margin_tests(pool[compound.a].values - pool[compound.b].values, cfg.stats.margin, 0.05)
+    assert compound.p_below == pytest.approx(raw.p_below)  # not in the family: unadjusted
 
 
 def test_verdict_rows_read_each_pair_in_the_claims_direction(evaluated):
@@ -46,21 +57,6 @@ def test_verdict_rows_read_each_pair_in_the_claims_direction(evaluated):
     assert e1.p_lower == pytest.approx(1 - f2.p_lower)
     assert e1.p_below == pytest.approx(f2.p_above) and e1.verdict == decision.CONTRADICTED
     assert f2.verdict == decision.SUPPORTED
-
-
-def test_holm_runs_over_the_confirmatory_family_only(evaluated):
-    cfg, root = evaluated(16)
-    tables = compare.run(cfg, root).tables
-    e = tables.evidence
-    family = e[e.endpoint.eq("mean") & e.usable.astype(bool)]
-    distinct = {frozenset(pair) for pair in zip(family.a, family.b, strict=True)}
-    in_family = e[e.in_family.fillna(False).astype(bool)]
-    assert {frozenset(pair) for pair in zip(in_family.a, in_family.b, strict=True)} == distinct
-    assert len(distinct) == len(tables.decisive())
-    compound = e[(e.kind == "compound") & ~e.usable.astype(bool) & e.endpoint.eq("mean")].iloc[0]
-    pool = compare.samples(tables.results, tables.order)
-    raw = decision.margin_tests(pool[compound.a].values - pool[compound.b].values, cfg.stats.margin, 0.05)
-    assert compound.p_below == pytest.approx(raw.p_below)  # not in the family: unadjusted
 
 
 def test_the_margin_decides_and_its_sensitivity_is_reported(evaluated):
