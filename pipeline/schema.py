@@ -106,7 +106,9 @@ class Stats(Group):
     bootstrap_resamples: int = Field(ge=2, examples=[2000])
     bootstrap_method: Literal["BCa", "percentile", "basic"]
     bootstrap_seed: int = Field(ge=0, examples=[0])
-    equivalence_margin: float = Field(gt=0, examples=[1.0])
+    margin: float = Field(gt=0, examples=[1.0])
+    margin_sensitivity: list[Annotated[float, Field(gt=0)]] = Field(min_length=1, examples=[[0.5, 2.0]])
+    spread_margin: float = Field(gt=0, examples=[0.1])
     se_repeats: list[Positive] = Field(min_length=1, examples=[[5, 10, 100]])
     se_draws: int = Field(ge=2, examples=[2000])
 

@@ -183,3 +183,19 @@ def test_run_writes_a_self_contained_section_and_one_row_per_seed(compose, tmp_p
     metrics = json.loads((reports / "alphabet_metrics.json").read_text())
     assert metrics["framings"]["stateful"]["perfect"]["n"] == 2
     assert "generates_alphabet" in metrics["framings"]["stateful"]
+
+
+def test_framings_are_compared_on_the_letters_every_framing_predicts():
+    one, three = framing(name="one"), framing(name="three", window=3)
+    assert alphabet.target_codes(one, 26) - alphabet.target_codes(three, 26) == {1, 2}  # B and C
+    seed = 7
+    # one predicts B..Z, missing only C; three predicts D..Z, missing D
+    one_pred = "B" + "B" + LETTERS[3:]
+    three_pred = "E" + LETTERS[4:]
+    results = pd.DataFrame({"framing": ["one", "three"], "repeat": [0, 0], "seed": [seed, seed],
+                            "predicted": [one_pred, three_pred]})
+    acc = alphabet.common_accuracy(results, [one, three], LETTERS)
+    assert acc.at[0, "one"] == 1.0 and acc.at[0, "three"] == pytest.approx(22 / 23)  # C is not a common letter
+    assert alphabet.common_accuracy(results.drop(columns="predicted"), [one, three], LETTERS) is None
+    lift = alphabet.paired_lift(pd.DataFrame({"a": [0.9, 0.95, 1.0], "b": [0.8, 0.8, 0.85]}), "a", "b")
+    assert lift["ci_low"] > 0 and lift["mean"] == pytest.approx(0.4 / 3)

@@ -54,10 +54,46 @@ def test_arima_forecasts_a_noisy_random_walk_near_its_last_value():
     assert np.all(np.abs(forecasts - walk[-6:-1]) < 3)
 
 
+def ar1_walk(phi: float, n: int, seed: int) -> np.ndarray:
+    """A series whose differences follow an exact AR(1) without intercept: d_t = phi * d_(t-1) + e_t."""
+    e = np.random.default_rng(seed).normal(0.0, 1.0, n)
+    d = np.zeros(n)
+    for t in range(1, n):
+        d[t] = phi * d[t - 1] + e[t]
+    return 100 + np.cumsum(d)
+
+
+def test_linear_lag1_recovers_the_coefficient_of_an_exact_ar1_series():
+    raw = ar1_walk(0.6, 2000, seed=1)
+    _, _, slope = baselines.fit_lag1(raw, train_obs=2000, interval=1)
+    assert slope == pytest.approx(0.6, abs=0.04)  # standard error ~ sqrt((1 - 0.36) / 2000) = 0.018
+    noiseless = 100 + np.cumsum(0.5 ** np.arange(40))  # d_t = 0.5 d_(t-1) exactly
+    forecasts = baselines.walk_forward(noiseless, 6, baselines.linear_lag1(34, 1, refit=False))
+    np.testing.assert_allclose(forecasts, noiseless[-6:], rtol=1e-9)
+
+
+def test_fitted_once_uses_only_the_training_months():
+    raw = ar1_walk(0.3, 60, seed=2)
+    changed = raw.copy()
+    changed[50:] += np.linspace(0, 30, 10)  # the test months differ; a model fitted once must not notice
+    for make in (lambda: baselines.arima((1, 1, 0), 48), lambda: baselines.exponential_smoothing("add", 48),
+                 lambda: baselines.linear_lag1(48, 1, refit=False)):
+        once, other = make(), make()
+        assert once(raw[:48]) == pytest.approx(other(changed[:48]))  # the same fit on the same 48 months
+        assert once(raw[:52]) != pytest.approx(other(changed[:52]))  # then fed different actual months
+    refit = baselines.linear_lag1(48, 1, refit=True)
+    assert refit(raw[:55]) != pytest.approx(baselines.linear_lag1(48, 1, refit=False)(raw[:55]))
+
+
 def test_score_on_the_shampoo_series():
     table = baselines.score(SHAMPOO, 12, CFG)
-    assert list(table.model) == ["persistence", "seasonal_naive_12", "exp_smoothing", "arima_1_1_0"]
+    assert list(table.model) == [
+        "persistence", "seasonal_naive_12", "exp_smoothing", "exp_smoothing_once", "arima_1_1_0",
+        "arima_1_1_0_once", "linear_lag1", "linear_lag1_once",
+    ]
+    assert set(table.fit) == {"no parameters", baselines.REFIT, baselines.ONCE}
     rmse = dict(zip(table.model, table.rmse, strict=True))
+    assert rmse["linear_lag1_once"] < 90  # the LSTMs' own inputs, fitted on their 22 training pairs
     assert rmse["persistence"] == pytest.approx(136.761, abs=5e-4)  # the write-up's figure
     actual = data.test_targets(SHAMPOO, 12)
     assert rmse["seasonal_naive_12"] == pytest.approx(float(data.rmse(SHAMPOO[12:24], actual)))

@@ -7,43 +7,65 @@ import pandas as pd
 import pytest
 
 from pipeline import io
-from pipeline.analysis import stats
+from pipeline.analysis import decision, stats
 from pipeline.artifacts import paths
 from pipeline.params import ConfigError
 from pipeline.stages import compare
 
 
-def overall(verdicts: pd.DataFrame) -> dict[int, str]:
-    return verdicts.groupby("expectation").overall.first().to_dict()
+def verdict_of(verdicts: pd.DataFrame) -> dict[str, str]:
+    return dict(zip(verdicts.key, verdicts.verdict, strict=True))
 
 
 def test_verdicts_follow_the_known_effects(evaluated):
     cfg, root = evaluated(16)
-    verdicts = compare.run(cfg, root).tables.verdicts
-    assert overall(verdicts) == {
-        1: stats.CONTRADICTED,  # stateless (0.8) beats stateful (1.0)
-        2: stats.SUPPORTED,  # stateless (0.8) beats stateless_shuffle (0.9)
-        3: stats.SUPPORTED,  # the batch-12 pair shares its forecasts
-        4: stats.SUPPORTED,  # stateful < noreset and seed_train < seed_train_no_resets
-        5: stats.SUPPORTED,  # seed_train_no_resets < noreset decides; seed_train = stateful in law
-        6: stats.INCONCLUSIVE,  # reset_test and seed_train_resets have stateful's effect
-    }
-    e3 = verdicts[verdicts.expectation == 3].iloc[0]
-    assert e3.design == stats.IDENTICAL and e3.outcome == stats.EQUIVALENT
-    e5 = verdicts[verdicts.expectation == 5].set_index("a")
-    assert list(e5.verdict) == [stats.INCONCLUSIVE, stats.SUPPORTED]
-    assert e5.at["seed_train_no_resets", "mean_diff"] < 0
-
-
-def test_verdict_rows_read_each_pair_in_the_expectations_direction(evaluated):
-    cfg, root = evaluated(16)
     tables = compare.run(cfg, root).tables
-    tests = tables.tests.set_index(["a", "b"])
-    row = tables.verdicts.set_index(["a", "b"]).loc[("seed_train", "stateful")]
-    stored = tests.loc[("stateful", "seed_train")]  # config order puts stateful first
-    assert row.mean_diff == pytest.approx(-stored.mean_diff)
-    assert (row.ci_low, row.ci_high) == pytest.approx((-stored.ci_high, -stored.ci_low))
-    assert row.d_z == pytest.approx(-stored.d_z) and row.rank_p_holm == stored.rank_p_holm
+    verdicts = verdict_of(tables.verdicts)
+    assert {k: v for k, v in verdicts.items() if k.startswith("E")} == {
+        "E1": decision.CONTRADICTED,  # stateless (0.8) beats stateful (1.0) by ~10 RMSE, far beyond the margin
+        "E2": decision.SUPPORTED,  # stateless (0.8) beats stateless_shuffle (0.9)
+        "E3": decision.SUPPORTED,  # the batch-12 pair shares its forecasts: equal by construction
+        "E4": decision.SUPPORTED,  # decided on seed_train < seed_train_no_resets; stateful vs noreset is compound
+        "E5": decision.INCONCLUSIVE,  # seed_train = stateful in law: an interval across -1 at 16 repeats
+        "E6": decision.INCONCLUSIVE,  # reset_test has stateful's effect
+    }
+    assert verdicts["F7"] == decision.CONTRADICTED  # seed_train_no_resets (1.2) is far from the best
+    assert verdicts["S1"] == decision.SUPPORTED  # stateless's spread is 0.8 of stateful's
+    e4 = tables.evidence[tables.evidence.key == "E4"].set_index("b")
+    assert e4.at["noreset", "kind"] == "compound" and not e4.at["noreset", "usable"]
+    assert e4.at["noreset", "factors"] == "resets in training, test starts from"
+    assert e4.at["seed_train_no_resets", "verdict"] == decision.SUPPORTED
+    # Holm runs over the confirmatory family only: the distinct pairs that decide a claim
+    e = tables.evidence
+    family = e[e.endpoint.eq("mean") & e.usable.astype(bool)]
+    distinct = {frozenset(pair) for pair in zip(family.a, family.b, strict=True)}
+    in_family = e[e.in_family.fillna(False).astype(bool)]
+    assert {frozenset(pair) for pair in zip(in_family.a, in_family.b, strict=True)} == distinct
+    assert len(distinct) == len(tables.decisive())
+    compound = e[(e.kind == "compound") & ~e.usable.astype(bool) & e.endpoint.eq("mean")].iloc[0]
+    pool = compare.samples(tables.results, tables.order)
+    raw = decision.margin_tests(pool[compound.a].values - pool[compound.b].values, cfg.stats.margin, 0.05)
+    assert compound.p_below == pytest.approx(raw.p_below)  # not in the family: unadjusted
+
+
+def test_verdict_rows_read_each_pair_in_the_claims_direction(evaluated):
+    cfg, root = evaluated(16)
+    evidence = compare.run(cfg, root).tables.evidence.set_index(["key", "a", "b"])
+    e1, f2 = evidence.loc[("E1", "stateful", "stateless")], evidence.loc[("F2", "stateless", "stateful")]
+    assert e1.estimate == pytest.approx(-f2.estimate) and (e1.low, e1.high) == pytest.approx((-f2.high, -f2.low))
+    assert (e1.hl, e1.hl_low) == pytest.approx((-f2.hl, -f2.hl_high))
+    assert e1.p_lower == pytest.approx(1 - f2.p_lower)
+    assert e1.p_below == pytest.approx(f2.p_above) and e1.verdict == decision.CONTRADICTED
+    assert f2.verdict == decision.SUPPORTED
+
+
+def test_the_margin_decides_and_its_sensitivity_is_reported(evaluated):
+    cfg, root = evaluated(16, "stats.margin=20")
+    tables = compare.run(cfg, root).tables
+    verdicts = verdict_of(tables.verdicts)
+    assert verdicts["E1"] == decision.EQUIVALENT and verdicts["E2"] == decision.EQUIVALENT  # 10 and 5 < 20
+    assert list(tables.sensitivity.columns) == [10.0, 20.0, 40.0]
+    assert tables.sensitivity.at["E1", 10.0] == decision.INCONCLUSIVE  # an interval of about [9, 12] crosses 10
 
 
 def test_outputs_are_written_in_their_layouts(evaluated):
@@ -54,9 +76,10 @@ def test_outputs_are_written_in_their_layouts(evaluated):
     assert list(summary.statistic) == ["count", "mean", "std", "min", "25%", "50%", "75%", "max"]
     assert list(summary.columns[1:]) == list(cfg.regime)
     tests = pd.read_csv(p.tests)
-    assert len(tests) == 45 and (tests.outcome == stats.EQUIVALENT).sum() == 2
-    assert set(pd.read_csv(p.verdicts).expectation) == {1, 2, 3, 4, 5, 6}
-    assert set(io.read_json(p.metrics)["baselines"]) == {"persistence", "far_off"}
+    assert len(tests) == 28 and (tests.outcome == stats.EQUIVALENT).sum() == 0  # twins merged: 8 distinct regimes
+    assert {"E1", "E6", "F2", "F7", "S1", "S3"} <= set(pd.read_csv(p.verdicts).key)
+    written = io.read_json(p.metrics)
+    assert set(written["baselines"]) == {"persistence", "far_off"} and written["verdicts"]["E3"] == decision.SUPPORTED
     assert sorted(f.stem for f in p.se_data.glob("*.csv")) == sorted(cfg.regime)
     forecast = pd.read_csv(p.forecast_data / "stateful.csv")
     assert list(forecast.columns) == ["step", "period", "actual", "forecast"] and len(forecast) == 12
@@ -84,15 +107,19 @@ def test_regimes_with_other_seeds_are_compared_unpaired(evaluated):
     assert set(tests[involved].rank_test) == {"Mann-Whitney U"}
 
 
-def test_expectations_on_regimes_not_in_the_study_are_inconclusive(evaluated):
+def test_regimes_not_run_show_as_not_run(evaluated):
     cfg, root = evaluated(16)
     p = paths(cfg, root)
     results = pd.read_csv(p.results)
-    io.write_csv(p.results, results[results.regime != "noreset"])
-    verdicts = compare.run(cfg, root).tables.verdicts
-    e4 = verdicts[verdicts.expectation == 4].set_index("b")
-    assert e4.at["noreset", "missing"] == "noreset" and e4.at["noreset", "verdict"] == stats.INCONCLUSIVE
-    assert e4.at["seed_train_no_resets", "verdict"] == stats.SUPPORTED and e4.overall.iloc[0] == stats.SUPPORTED
+    io.write_csv(p.results, results[~results.regime.isin(["noreset", "stateful_batch12", "stateless_batch12"])])
+    tables = compare.run(cfg, root).tables
+    e4 = tables.evidence[tables.evidence.key == "E4"].set_index("b")
+    assert e4.at["noreset", "missing"] == "noreset" and e4.at["noreset", "verdict"] == decision.NOT_RUN
+    verdicts = verdict_of(tables.verdicts)
+    assert verdicts["E4"] == decision.SUPPORTED  # its clean pair ran
+    assert verdicts["E3"] == decision.NOT_RUN and verdicts["F4"] == decision.NOT_RUN
+    text = compare.run(cfg, root).report.read_text()
+    assert "3. Stateful and stateless LSTMs give alike results at the same batch size (12): not run." in text
 
 
 def test_stale_plot_data_of_dropped_regimes_is_removed(evaluated):
@@ -125,7 +152,7 @@ def test_missing_inputs_and_bad_settings_say_what_to_do(evaluated):
 
 
 @pytest.mark.slow
-def test_ten_regimes_of_a_thousand_repeats_compare_well_under_a_minute(evaluated):
+def test_ten_regimes_of_a_thousand_repeats_compare_well_under_a_minute(evaluated):  # the bench times it properly
     cfg, root = evaluated(1000, "stats.bootstrap_resamples=2000", "stats.se_draws=2000")
     start = time.perf_counter()
     comparison = compare.run(cfg, root)

@@ -116,3 +116,33 @@ def test_run_writes_outputs_and_same_seed_gives_same_bits(compose, tmp_path: Pat
     assert metrics["memoryless_cap"] == 7 / 8 and metrics["lstm"]["solved"]["n"] == 2
     again = echo.fit_one(int(results.seed[0]), cfg.echo, True)
     assert echo.encode(again[0]) == results.lstm_predictions[0] and again[1][-1] == results.lstm_final_loss[0]
+
+
+def test_lstm_against_control_is_an_exact_mcnemar_test_on_the_seeds_where_they_differ():
+    lstm = np.array([True] * 13 + [False] * 17)
+    control = np.zeros(30, dtype=bool)
+    test = echo.mcnemar_exact(lstm, control)
+    assert (test["both"], test["first_only"], test["second_only"], test["neither"]) == (0, 13, 0, 17)
+    assert test["pvalue"] == pytest.approx(2 * 0.5**13)  # exact binomial over the 13 discordant seeds
+    assert echo.mcnemar_exact(lstm, lstm)["pvalue"] == pytest.approx(1.0)
+
+
+def test_claims_get_verdicts_from_rates_over_seeds():
+    solved = np.zeros((30, 2, 4), dtype=bool)
+    solved[:, :, :3] = True
+    solved[:, 1, 3] = True
+    solved[:13] = True  # 13 seeds solve both
+    capped = np.ones((30, 2, 4), dtype=bool)
+    capped[:, 1, 3] = False
+    s = echo.summarise({"lstm": solved, "control": capped}, {"lstm": np.ones(30), "control": np.ones(30)}, WRITE_UP)
+    verdicts = echo.claims(s)["verdict"].tolist()
+    assert verdicts == ["inconclusive", "inconclusive", "supported", "supported"]  # 13/30: CI across one half
+    assert common.rate_verdict(common.rate([True] * 25 + [False] * 5)) == "supported"
+    assert common.rate_verdict(common.rate([True] * 2 + [False] * 28)) == "contradicted"
+
+
+def test_correct_steps_read_back_from_the_results_table():
+    results = pd.DataFrame({"lstm_predictions": ["0123 0124", "0123 0123"], "control_predictions": ["0123 0123"] * 2})
+    correct = echo.correct_from_results(results, WRITE_UP)
+    assert correct["lstm"].reshape(2, -1).all(axis=1).tolist() == [True, False]
+    assert correct["control"][:, 1, 3].tolist() == [False, False]

@@ -15,14 +15,18 @@ from pipeline.stages import compare
 
 SECTIONS = [
     "# How should an LSTM's state be managed?",
-    "## The question",
-    "## Setup",
+    "## The answer",
+    "## The question and the design",
+    "## Verdicts on every claim",
+    "## Contrasts: which factors each pair differs in",
+    "## Mean, bulk and tail",
     "## RMSE per regime",
-    "## The write-up's expectations",
-    "## Every pair of regimes",
-    "## Why pairing matters",
-    "## How many repeats are enough?",
+    "## Baselines",
+    "## Published against reproduced",
+    "## How many repeats a decision needs",
     "## Forecasts of the median repeat",
+    "## Every pair of regimes (exploratory)",
+    "## Setup",
 ]
 
 
@@ -61,32 +65,46 @@ def test_every_section_renders_in_order_with_one_section_per_study(rendered):
     assert starts == sorted(starts)
     studies = [h for h in found if h in ("## Alphabet", "## Echo memory")]
     assert studies == ["## Alphabet", "## Echo memory"] and "### Per step" in found  # sorted, headings shifted
-    assert markdown.index("## Echo memory") > markdown.index("## Forecasts of the median repeat")
+    assert markdown.index("## Echo memory") > markdown.index("## Setup")
+
+
+def test_the_report_opens_with_one_answer_line_per_expectation_and_its_scope(rendered):
+    answer = rendered.md[rendered.md.index("## The answer"): rendered.md.index("## The question")]
+    lines = [line for line in answer.splitlines() if re.match(r"- \*\*\d\. ", line)]
+    assert len(lines) == 6
+    verdicts = dict(zip(rendered.comparison.tables.verdicts.key, rendered.comparison.tables.verdicts.verdict,
+                        strict=True))
+    for n, line in enumerate(lines, start=1):
+        assert f": {verdicts[f'E{n}']}.**" in line and ("RMSE" in line or "not run" in line)
+    assert "**Scope.**" in answer and "training randomness only" in answer
+    assert "(not used: `stateful` - `noreset`, compound)" in answer
 
 
 def test_setup_records_checksum_engine_seeds_and_config(rendered):
     cfg, markdown = rendered.cfg, rendered.md
-    setup = markdown[markdown.index("## Setup") : markdown.index("## RMSE per regime")]
+    setup = markdown[markdown.index("## Setup"):]
     assert data.file_sha256(paths(cfg, rendered.root).raw) in setup and "matches the pinned checksum" in setup
     assert f"engine `{cfg.engine.name}`" in setup and "paired design" in setup
     first_seed = int(rendered.comparison.tables.results.sort_values("repeat").seed.iloc[0])
     assert f"0: {first_seed}" in setup
-    assert "```yaml" in setup and "equivalence_margin:" in setup
+    assert "```yaml" in setup and "margin:" in setup
 
 
-def test_tables_carry_the_tests_intervals_and_verdicts(rendered):
-    cfg, markdown = rendered.cfg, rendered.md
-    verdicts = markdown[markdown.index("## The write-up's expectations") : markdown.index("## Every pair")]
-    rows = [line for line in verdicts.splitlines() if re.match(r"\| \d ", line)]
-    assert len(rows) == 6 and all(line.rstrip(" |").split("|")[-1].strip() in report.VERDICT_WORDS for line in rows)
-    assert "equivalent by construction" in verdicts and "(Holm)" in verdicts
-    pairs = markdown[markdown.index("## Every pair") : markdown.index("## Why pairing")]
-    assert pairs.count("\n| stateful ") == len(cfg.regime) - 1
-    assert "beats persistence" in markdown and "| persistence " in markdown
-    assert f"repeats for ±{cfg.stats.equivalence_margin}" in markdown
-    paired = rendered.comparison.tables.tests.query("design == 'paired'")
-    assert f"narrower for {(paired.width_ratio < 1).sum()} of them" in markdown
-    assert "luck cancels in the difference" in markdown  # the made-up repeats share most of their luck
+def test_tables_carry_the_verdicts_contrasts_and_endpoints(rendered):
+    markdown = rendered.md
+    claims = markdown[markdown.index("## Verdicts on every claim"): markdown.index("## Contrasts")]
+    table = claims[: claims.index("**Decision rule.**")]
+    rows = [line for line in table.splitlines() if re.match(r"\| [EFS]\d ", line)]
+    assert len(rows) == len(rendered.comparison.tables.verdicts) + 1  # and F1, the A-vs-A finding
+    assert all(line.rstrip(" |").split("|")[-1].strip() in report.VERDICT_WORDS for line in rows)
+    assert "margin ±0.5" in claims and "margin ±2" in claims  # the sensitivity table
+    contrasts = markdown[markdown.index("## Contrasts"): markdown.index("## Mean, bulk")]
+    assert "| E4      | `stateful` vs `noreset`" in contrasts and "compound" in contrasts
+    assert "undoes the warm-up" in contrasts and "equal by construction" in contrasts
+    assert "Hodges-Lehmann" in markdown and "repeats worse than persistence" in markdown
+    pairs = markdown[markdown.index("## Every pair"): markdown.index("## Setup")]
+    assert "<details>" in pairs and "`stateful_batch12` = `stateless_batch12`" in pairs
+    assert "| persistence " in markdown and "fitted once" in markdown
 
 
 def test_every_image_resolves_and_is_embedded_in_the_html(rendered):

@@ -1,8 +1,12 @@
 """Classical baselines, scored over the same test months and with the same RMSE as the LSTMs.
 
-Each forecaster sees every raw observation before a test month and forecasts that month, refitting
-from scratch at each step, exactly as the LSTMs' walk-forward validation feeds them the actual past.
-statsmodels fits the models; no TensorFlow here.
+Each forecaster sees every raw observation before a test month and forecasts that month, exactly as the
+LSTMs' walk-forward validation feeds them the actual past. Every statistical model is scored twice:
+*refit* from scratch before each test month on everything seen so far (up to 35 observations), and
+*fitted once* on the training months alone (the 24 the LSTMs learn from), its parameters then held fixed
+while the actual months are fed in, so that a baseline can be compared with models that saw the same data.
+The linear lag-1 regression takes the LSTMs' own inputs: the previous month's difference, scaled with the
+training scaler, fitted by OLS on the training pairs. statsmodels fits the models; no TensorFlow here.
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
+from statsmodels.regression.linear_model import OLS
 from statsmodels.tools.sm_exceptions import ModelWarning
+from statsmodels.tools.tools import add_constant
 from statsmodels.tsa.arima.model import ARIMA
 from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
 from pipeline import data
 
 Forecaster = Callable[[np.ndarray], float]  # every observation so far -> forecast of the next one
+REFIT, ONCE = "refit every month", "fitted once on the training months"
 
 
 def walk_forward(raw: np.ndarray, test_size: int, forecaster: Forecaster) -> np.ndarray:
@@ -45,44 +52,105 @@ def _fit_quietly(fit: Callable[[], object]) -> object:
     # fits are used as they stand, as a forecaster refitting every month unattended would use them.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ModelWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
         return fit()
 
 
-def exponential_smoothing(trend: str | None) -> Forecaster:
+def exponential_smoothing(trend: str | None, train_obs: int | None = None) -> Forecaster:
+    """Holt's exponential smoothing; ``train_obs`` set: parameters and initial states fitted on those alone."""
+
+    def fit(history: np.ndarray):
+        return _fit_quietly(ExponentialSmoothing(history, trend=trend, initialization_method="estimated").fit)
+
+    def refit(history: np.ndarray) -> float:
+        return float(fit(history).forecast(1)[0])
+
+    if train_obs is None:
+        return refit
+    fixed = None
+
+    def once(history: np.ndarray) -> float:
+        nonlocal fixed
+        if fixed is None:
+            fixed = fit(history[:train_obs]).params
+        initial = {"initial_level": fixed["initial_level"]}
+        smoothing = {"smoothing_level": fixed["smoothing_level"]}
+        if trend:
+            initial["initial_trend"] = fixed["initial_trend"]
+            smoothing["smoothing_trend"] = fixed["smoothing_trend"]
+        model = ExponentialSmoothing(history, trend=trend, initialization_method="known", **initial)
+        return float(_fit_quietly(lambda: model.fit(optimized=False, **smoothing)).forecast(1)[0])
+
+    return once
+
+
+def arima(order: Sequence[int], train_obs: int | None = None) -> Forecaster:
+    """ARIMA; ``train_obs`` set: parameters fitted on those alone, then applied to every longer history."""
+    fitted = None
+
     def forecast(history: np.ndarray) -> float:
-        model = ExponentialSmoothing(history, trend=trend, initialization_method="estimated")
-        return float(_fit_quietly(model.fit).forecast(1)[0])
+        nonlocal fitted
+        if train_obs is None:
+            return float(_fit_quietly(ARIMA(history, order=tuple(order)).fit).forecast(1)[0])
+        if fitted is None:
+            fitted = _fit_quietly(ARIMA(history[:train_obs], order=tuple(order)).fit)
+        return float(fitted.apply(history).forecast(1)[0])
 
     return forecast
 
 
-def arima(order: Sequence[int]) -> Forecaster:
+def fit_lag1(history: np.ndarray, train_obs: int, interval: int) -> tuple[object, float, float]:
+    """(training scaler, intercept, slope) of the OLS fit of each scaled difference of ``history`` on the one
+    before it; the scaler is fitted on the first ``train_obs`` observations' differences, as for the LSTMs. Both
+    sides share the scaler, so the slope is that of the raw differences."""
+    scaler = data.fit_scaler(data.difference(history[:train_obs], interval))
+    x, y = data.frame_lag1(data.scale(scaler, data.difference(history, interval)))
+    intercept, slope = OLS(y, add_constant(x, has_constant="add")).fit().params
+    return scaler, float(intercept), float(slope)
+
+
+def linear_lag1(train_obs: int, interval: int, refit: bool) -> Forecaster:
+    """OLS of a month's scaled difference on the previous one: the LSTMs' inputs and scaler.
+
+    Fitted on the training pairs (``refit``: on every pair seen so far); forecasts are mapped back through the
+    scaler and the differencing.
+    """
+    fixed = None
+
     def forecast(history: np.ndarray) -> float:
-        return float(_fit_quietly(ARIMA(history, order=tuple(order)).fit).forecast(1)[0])
+        nonlocal fixed
+        if refit or fixed is None:
+            fixed = fit_lag1(history if refit else history[:train_obs], train_obs, interval)
+        scaler, intercept, slope = fixed
+        last = data.scale(scaler, data.difference(history, interval)[-1:])[0]
+        step = data.invert_scale(scaler, np.array([intercept + slope * last]))[0]
+        return float(history[-interval] + step)
 
     return forecast
 
 
-def forecasters(cfg: DictConfig) -> dict[str, tuple[str, Forecaster]]:
-    """Baseline name -> (what it does, forecaster), from the ``baselines`` config block."""
+def forecasters(cfg: DictConfig, train_obs: int, interval: int) -> dict[str, tuple[str, str, Forecaster]]:
+    """Baseline name -> (what it forecasts from, how it is fitted, forecaster), from the ``baselines`` block."""
     p, d, q = cfg.arima_order
+    ets = f"exponential smoothing, trend {cfg.ets_trend}"
+    lag1 = "OLS on the previous month's scaled difference, the LSTMs' input"
     return {
-        f"seasonal_naive_{cfg.season}": (
-            f"the same month {cfg.season} months earlier",
-            seasonal_naive(cfg.season),
-        ),
-        "exp_smoothing": (
-            f"exponential smoothing, trend {cfg.ets_trend}, refit every month",
-            exponential_smoothing(cfg.ets_trend),
-        ),
-        f"arima_{p}_{d}_{q}": (f"ARIMA({p},{d},{q}), refit every month", arima((p, d, q))),
+        f"seasonal_naive_{cfg.season}": (f"the same month {cfg.season} months earlier", "no parameters",
+                                         seasonal_naive(cfg.season)),
+        "exp_smoothing": (ets, REFIT, exponential_smoothing(cfg.ets_trend)),
+        "exp_smoothing_once": (ets, ONCE, exponential_smoothing(cfg.ets_trend, train_obs)),
+        f"arima_{p}_{d}_{q}": (f"ARIMA({p},{d},{q})", REFIT, arima((p, d, q))),
+        f"arima_{p}_{d}_{q}_once": (f"ARIMA({p},{d},{q})", ONCE, arima((p, d, q), train_obs)),
+        "linear_lag1": (lag1, REFIT, linear_lag1(train_obs, interval, refit=True)),
+        "linear_lag1_once": (lag1, ONCE, linear_lag1(train_obs, interval, refit=False)),
     }
 
 
-def score(raw: np.ndarray, test_size: int, cfg: DictConfig) -> pd.DataFrame:
-    """RMSE over the test months of persistence and each configured baseline: ``model, rmse, description``."""
+def score(raw: np.ndarray, test_size: int, cfg: DictConfig, interval: int = 1) -> pd.DataFrame:
+    """RMSE over the test months of persistence and each baseline: ``model, rmse, description, fit``."""
     actual = data.test_targets(raw, test_size)
-    rows = [("persistence", float(data.rmse(data.persistence_forecast(raw, test_size), actual)), "the previous month")]
-    for name, (description, forecaster) in forecasters(cfg).items():
-        rows.append((name, float(data.rmse(walk_forward(raw, test_size, forecaster), actual)), description))
-    return pd.DataFrame(rows, columns=["model", "rmse", "description"]).astype({"rmse": np.float64})
+    persistence = float(data.rmse(data.persistence_forecast(raw, test_size), actual))
+    rows = [("persistence", persistence, "the previous month", "no parameters")]
+    for name, (description, fit, forecaster) in forecasters(cfg, len(raw) - test_size, interval).items():
+        rows.append((name, float(data.rmse(walk_forward(raw, test_size, forecaster), actual)), description, fit))
+    return pd.DataFrame(rows, columns=["model", "rmse", "description", "fit"]).astype({"rmse": np.float64})

@@ -1,8 +1,10 @@
-"""The comparison as a reader sees it: plots (matplotlib), ``report.md`` and a self-contained ``report.html``.
+"""The comparison as a reader sees it: ``report.md`` and a self-contained ``report.html``.
 
-Everything is drawn from the compare stage's tables; nothing here computes a statistic. The HTML is the
-markdown rendered by markdown-it with every image embedded as base64, so it opens anywhere on its own.
-Other studies contribute markdown fragments (``<paths.studies>/*.md``, PNGs beside them), one section each.
+Everything is drawn from the compare stage's tables; nothing here computes a statistic (the plots are in
+``pipeline.analysis.figures``). The report opens with the answer, one line per expectation, and its scope;
+the evidence follows, widest tables last or folded. The HTML is the markdown rendered by markdown-it with
+every image embedded as base64, so it opens anywhere on its own. Other studies contribute markdown
+fragments (``<paths.studies>/*.md``, PNGs beside them), one section each.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from markdown_it import MarkdownIt
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import io
-from pipeline.analysis import stats
+from pipeline.analysis import decision, figures, stats
 from pipeline.params import to_yaml
 from pipeline.provenance import library_versions
 
-VERDICT_WORDS = (stats.SUPPORTED, stats.CONTRADICTED, stats.INCONCLUSIVE)
+VERDICT_WORDS = decision.VERDICTS
 PAIRING_PAYS = 0.8  # median paired/unpaired width below which the report says pairing narrows the intervals
 
 
@@ -38,16 +40,32 @@ class Tables:
 
     results: pd.DataFrame  # regime, repeat, seed, rmse
     summary: pd.DataFrame  # describe(): statistics x regimes
-    intervals: pd.DataFrame  # per regime: mean, median, their intervals, share beating each baseline
-    baselines: pd.DataFrame  # model, rmse[, description]
-    tests: pd.DataFrame  # stats.pairwise
-    verdicts: pd.DataFrame  # one row per (expectation, pair)
-    se: pd.DataFrame  # regime, repeats, se_resampled, se_formula
+    intervals: pd.DataFrame  # per regime: mean, median, p95 with intervals, tail shares, share beating baselines
+    baselines: pd.DataFrame  # model, rmse, description, fit
+    tests: pd.DataFrame  # stats.pairwise over one regime per group of twins (exploratory)
+    twins: dict  # first regime of each group of identical regimes -> the group
+    factors: pd.DataFrame  # per regime: its acting factors
+    evidence: pd.DataFrame  # one row per (claim, pair): design, estimate, interval, endpoints, verdict
+    verdicts: pd.DataFrame  # one row per claim
+    sensitivity: pd.DataFrame  # claim x margin -> verdict
+    published: pd.DataFrame  # the write-up's runs beside the pool
+    a_vs_a: dict  # finding 1: A-vs-A spread of 10-repeat studies drawn from the pool
+    se: pd.DataFrame  # regime, repeats, se_resampled, se_formula (the write-up's follow-up)
     forecasts: pd.DataFrame  # median repeat's per-step forecasts
 
     @property
     def order(self) -> list[str]:
         return list(self.summary.columns)
+
+    def decisive(self) -> pd.DataFrame:
+        """The confirmatory mean contrasts on paired repeats: usable pairs, one row per distinct pair."""
+        e = self.evidence
+        if e.empty:
+            return e
+        used = e[(e.endpoint == "mean") & e.usable.astype(bool)]
+        if "sd_diff" in used:  # endpoints on the pairs need paired repeats
+            used = used[used.sd_diff.notna()]
+        return used.loc[~used.apply(lambda r: frozenset((r.a, r.b)), axis=1).duplicated()]
 
 
 @dataclass(frozen=True)
@@ -60,118 +78,10 @@ class Plots:
         return (getattr(self, f.name) for f in fields(self))
 
 
-# --- plots ----------------------------------------------------------------------------------------
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-    _pyplot().close(fig)
-
-
-def _colors(order: list[str]) -> dict[str, tuple]:
-    cmap = _pyplot().get_cmap("tab10")
-    return {name: cmap(i % 10) for i, name in enumerate(order)}
-
-
-def draw(tables: Tables, plots: Plots) -> None:
-    boxplot(tables, plots.boxplot)
-    se_plot(tables, plots.se)
-    forecast_plot(tables, plots.forecasts)
-
-
-def boxplot(tables: Tables, path: Path) -> None:
-    """The write-up's box-and-whisker plot, with the baselines near the RMSE range drawn across it."""
-    plt, order, results = _pyplot(), tables.order, tables.results
-    values = [results.loc[results.regime == r, "rmse"].to_numpy() for r in order]
-    fig, ax = plt.subplots(figsize=(max(7, 1.0 * len(order)) + 2, 5))
-    ax.boxplot(values, tick_labels=order, showmeans=True, meanprops={"markerfacecolor": "white"})
-    low, high = min(v.min() for v in values), max(v.max() for v in values)
-    span = high - low or 1.0
-    near = [b for b in tables.baselines.rmse if low - span <= b <= high + span]  # worth stretching the axis for
-    low, high = min([low, *near]), max([high, *near])
-    pad = 0.06 * (high - low)
-    ax.set_ylim(low - pad, high + pad)
-    off_scale, styles = [], [("--", "dimgrey"), (":", "tab:brown"), ("-.", "tab:purple"), ((0, (5, 1)), "tab:olive")]
-    for i, row in enumerate(tables.baselines.itertuples()):
-        if low <= row.rmse <= high:
-            (style, color), label = styles[i % len(styles)], f"{row.model} {row.rmse:.1f}"
-            ax.axhline(row.rmse, linestyle=style, linewidth=1.3, color=color, label=label)
-        else:
-            off_scale.append(f"{row.model} {row.rmse:.1f}")
-    if len(off_scale) < len(tables.baselines):
-        ax.legend(title="baselines", fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    if off_scale:
-        ax.set_xlabel("baselines off the scale: " + ", ".join(off_scale), fontsize=8, color="dimgrey")
-    ax.set_ylabel("test RMSE (monthly sales)")
-    ax.set_title(f"Walk-forward RMSE by state regime ({len(values[0])} repeats; triangle = mean)")
-    ax.tick_params(axis="x", rotation=35)
-    for label in ax.get_xticklabels():
-        label.set_horizontalalignment("right")
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def se_plot(tables: Tables, path: Path) -> None:
-    """Standard error of each regime's mean against the number of repeats (log-log)."""
-    plt, colors = _pyplot(), _colors(tables.order)
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    for name in tables.order:
-        rows = tables.se[tables.se.regime == name]
-        ax.plot(rows.repeats, rows.se_resampled, marker="o", markersize=3, color=colors[name], label=name)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    _plain_log_ticks(ax.xaxis, sorted(set(tables.se.repeats)))
-    se = tables.se.se_resampled[tables.se.se_resampled > 0]
-    nice = [m * 10.0**e for e in range(-3, 4) for m in (1, 2, 3, 5)]
-    _plain_log_ticks(ax.yaxis, [t for t in nice if se.min() * 0.9 <= t <= se.max() * 1.1])
-    ax.set_xlabel("repeats per regime")
-    ax.set_ylabel("standard error of the mean RMSE")
-    ax.set_title("How precise is a regime's mean? (studies resampled from the pool of repeats)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def _plain_log_ticks(axis, ticks: list[float]) -> None:
-    """Label a log axis at ``ticks`` in plain numbers (5, 10, 0.2) rather than powers of ten."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    axis.set_ticks(ticks)
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
-
-
-def forecast_plot(tables: Tables, path: Path) -> None:
-    """Forecast against actual for each test month, one panel per regime (its median repeat)."""
-    plt, colors, order = _pyplot(), _colors(tables.order), tables.order
-    cols = min(5, len(order))
-    rows = math.ceil(len(order) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), sharex=True, sharey=True, squeeze=False)
-    for ax, name in zip(axes.flat, order, strict=False):
-        steps = tables.forecasts[tables.forecasts.regime == name]
-        ax.plot(steps.step, steps.actual, color="black", marker="o", markersize=3, label="actual")
-        ax.plot(steps.step, steps.forecast, color=colors[name], marker="s", markersize=3, label="forecast")
-        ax.set_title(f"{name}\nrepeat {steps.repeat.iloc[0]}, RMSE {steps.rmse.iloc[0]:.1f}", fontsize=9)
-        ax.set_xticks(steps.step, steps.period, rotation=90, fontsize=7)
-        ax.grid(True, alpha=0.3)
-    for ax in axes.flat[len(order) :]:
-        ax.set_visible(False)
-    axes[0, 0].legend(fontsize=8)
-    fig.supylabel("monthly sales")
-    fig.suptitle("One-step forecasts of the test months: the median repeat of each regime")
-    fig.tight_layout()
-    _save(fig, path)
+def draw(cfg: DictConfig, tables: Tables, plots: Plots) -> None:
+    figures.boxplot(tables.results, tables.order, tables.baselines, plots.boxplot)
+    figures.repeats_plot(tables.decisive(), cfg.stats.margin, 1 - cfg.stats.alpha, plots.se)
+    figures.forecast_plot(tables.forecasts, tables.order, plots.forecasts)
 
 
 # --- formatting -----------------------------------------------------------------------------------
@@ -181,6 +91,7 @@ def _num(value: float, digits: int = 2, sign: bool = False) -> str:
     """Fixed decimals, or two significant digits for values too small to show that way (-0.0012, not -0.00)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
+    value = value + 0.0  # -0.0 prints as 0
     spec = f".{digits}f" if value == 0 or abs(value) >= 0.5 * 10.0**-digits else ".2g"
     return format(value, ("+" if sign else "") + spec)
 
@@ -204,11 +115,117 @@ def _table(frame: pd.DataFrame, index: bool = False) -> str:
     return frame.to_markdown(index=index, disable_numparse=True)
 
 
-# --- sections -------------------------------------------------------------------------------------
+def _level(cfg: DictConfig) -> str:
+    """The confidence level of every interval, 1 - alpha, as a percentage."""
+    return f"{1 - cfg.stats.alpha:.0%}"
 
 
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
+
+
+def _family(evidence: pd.DataFrame) -> int:
+    """How many distinct pairs Holm's correction ran over."""
+    if "in_family" not in evidence:
+        return 0
+    family = evidence[evidence.in_family.fillna(False).astype(bool)]
+    return len({frozenset(p) for p in zip(family.a, family.b, strict=True)})
+
+
+def _side(low: float, high: float, at: float) -> int:
+    """-1, 0 or +1: an interval wholly below ``at``, across it, or wholly above it."""
+    return -1 if high < at else 1 if low > at else 0
+
+
+def _pair(e: dict) -> str:
+    return f"`{e['a']}` - `{e['b']}`"
+
+
+def _effect(e: dict) -> str:
+    """An evidence row's estimate with its interval: RMSE and % for a mean, a ratio for a spread."""
+    if e["verdict"] == decision.NOT_RUN:
+        return f"`{e['missing']}` not run"
+    if e["endpoint"] == "spread":
+        return f"SD ratio {e['estimate']:.2f} [{e['low']:.2f}, {e['high']:.2f}]"
+    return (f"{_num(e['estimate'], sign=True)} {_ci(e['low'], e['high'], sign=True)} RMSE "
+            f"({round(e['pct'], 1) + 0.0:+.1f}%)")
+
+
+def _words(e: dict, margin: float) -> str:
+    """What a decided mean pair says, in words."""
+    a, b, est = f"`{e['a']}`", f"`{e['b']}`", e["estimate"]
+    if e["verdict"] == decision.NOT_RUN:
+        return f"not run ({e['missing']} not in this study)"
+    if e["kind"] == "equal by construction":
+        return "identical repeat for repeat: equal by construction"
+    size = f"{abs(est):.2f} RMSE ({abs(e['pct']):.1f}%)"
+    if e["position"] == decision.BELOW:
+        return f"{a} is lower than {b} by {size}, beyond the ±{margin:g} margin"
+    if e["position"] == decision.ABOVE:
+        return f"{a} is higher than {b} by {size}, beyond the ±{margin:g} margin"
+    if e["position"] == decision.INSIDE:
+        tail = ": significant but negligible" if e["negligible"] else ""
+        return f"the difference lies within ±{margin:g}{tail}"
+    needed = f"about {e['needed']:.0f} repeats would settle it" if np.isfinite(e["needed"]) else "it sits on the margin"
+    if e.get("position_95") in (decision.BELOW, decision.ABOVE, decision.INSIDE):
+        side = {decision.BELOW: "below -", decision.ABOVE: "above +", decision.INSIDE: "inside ±"}[e["position_95"]]
+        return (f"the 95% interval alone lies {side}{margin:g}, but not once Holm's correction over the "
+                f"{int(e['family'])} confirmatory contrasts is applied; {needed}")
+    return f"the interval straddles the ±{margin:g} margin; {needed}"
+
+
+# --- sections -------------------------------------------------------------------------------------
+
+
+def answer(cfg: DictConfig, tables: Tables) -> str:
+    margin = cfg.stats.margin
+    mean_rmse = float(tables.intervals["mean"].mean())
+    lines = []
+    verdicts = tables.verdicts.set_index("key")
+    for key in [k for k in verdicts.index if k.startswith("E")]:
+        v = verdicts.loc[key]
+        group = tables.evidence[tables.evidence.key == key].to_dict("records")
+        used = [e for e in group if e["usable"]]
+        unused = [e for e in group if not e["usable"] and e["verdict"] != decision.NOT_RUN]
+        if v.verdict == decision.NOT_RUN:
+            detail = "; ".join(f"{_pair(e)} {_effect(e)}" for e in group)
+        elif not used:
+            detail = "no pair in this study changes that factor alone"
+        else:
+            detail = "; ".join(f"{_pair(e)} = {_effect(e)}: {_words(e, margin)}" for e in used)
+        if unused:
+            detail += " (not used: " + ", ".join(f"{_pair(e)}, {e['kind']}" for e in unused) + ")"
+        lines.append(f"- **{key[1:]}. {v.claim}: {v.verdict}.** {detail}.")
+    every = [*tables.verdicts.verdict, *([tables.a_vs_a["verdict"]] if "verdict" in tables.a_vs_a else [])]
+    others = [*tables.verdicts.verdict[~tables.verdicts.key.str.startswith("E")],
+              *([tables.a_vs_a["verdict"]] if "verdict" in tables.a_vs_a else [])]
+    tally = ", ".join(f"{others.count(w)} {w}" for w in VERDICT_WORDS if w in others)
+    counts = ", ".join(f"{every.count(w)} {w}" for w in VERDICT_WORDS if w in every)
+    best = tables.baselines.sort_values("rmse").iloc[0]
+    how = ", ".join(str(best[c]) for c in ("description", "fit") if c in best and isinstance(best[c], str))
+    rmse = tables.results.rmse.to_numpy()
+    beaten = float(np.mean(best.rmse < rmse))
+    n = int(tables.summary.loc["count"].max())
+    return f"""## The answer
+
+Verdicts on the write-up's six expectations, each decided by where the {_level(cfg)} interval of the mean
+difference lies against a smallest effect that matters of ±{margin:g} RMSE ({100 * margin / mean_rmse:.1f}% of
+the mean RMSE {mean_rmse:.1f}), on the regime pairs that differ in exactly the factor it is about. a - b < 0
+means a forecasts better.
+
+{chr(10).join(lines)}
+
+The write-up's other {len(others)} claims (its review's findings and its remarks on spread): {tally}; see
+[every claim](#verdicts-on-every-claim). Against all of this, the best classical baseline, `{best.model}`
+({how}), scores {best.rmse:.1f} RMSE, better than {beaten:.1%} of all {len(rmse)}
+LSTM repeats: a bigger gap than any regime effect.
+
+**Scope.** One series (shampoo sales, 36 months), one split (the last 12 months forecast walk-forward), one
+model configuration. The {n} repeats per regime measure *training randomness only* (initial weights and, where
+shuffled, row order); they say how precisely these regimes are compared on this split, not how they would
+rank on other series or splits. Generality is the question of a panel of series, not of this report.
+Verdict counts over every claim: {counts}.
+"""
 
 
 def question(cfg: DictConfig, tables: Tables) -> str:
@@ -220,28 +237,319 @@ def question(cfg: DictConfig, tables: Tables) -> str:
             "training rows": "all" if r["train_rows"] is None else f"last {r['train_rows']}",
             "batch": r["batch_size"],
             "shuffle": _yes(r["shuffle"]),
-            "reset after each epoch": _yes(r["reset_after_epoch"]) if r["stateful"] else "(every batch)",
-            "warm state on training set": _yes(r["warm_start"]),
-            "reset after each prediction": _yes(r["reset_after_prediction"]) if r["stateful"] else "(every batch)",
-            "forecast": "one step at a time" if r["forecast"] == "one_step" else "all test rows in one batch",
+            "reset after epoch": _yes(r["reset_after_epoch"]) if r["stateful"] else "(every batch)",
+            "warm on training set": _yes(r["warm_start"]),
+            "reset after prediction": _yes(r["reset_after_prediction"]) if r["stateful"] else "(every batch)",
+            "forecast": "one step at a time" if r["forecast"] == "one_step" else "test rows in one batch",
         }
         for name, r in regimes.items()
         if name in tables.order
     ]
-    n = int(tables.summary.loc["count"].max())
-    return f"""## The question
+    return f"""## The question and the design
 
 An LSTM carries an internal state from one input to the next. Keras lets that state be kept (stateful) or
 cleared after every batch (stateless), and a stateful model can be reset after each training epoch, warmed
 up on the training set before forecasting, or reset between forecasts. The write-up this study reproduces
 fits a one-unit LSTM to the first two years of monthly shampoo sales and forecasts the third year one month
 at a time, feeding each actual month back in (walk-forward validation). It compared ten ways of managing the
-state by eye over 10 repeats, stated six expectations, and ended by asking for more repeats and significance
-tests. This report answers that request with **{n} repeats per regime**: each expectation is tested on the
-regime pairs that differ only in what it is about, with paired tests, corrected p-values, effect sizes and
-bootstrap intervals. Lower RMSE is better throughout.
+state by eye over 10 repeats and asked for more repeats and significance tests. Lower RMSE is better.
+
+The regimes as their records state them:
 
 {_table(pd.DataFrame(rows))}
+
+What reaches the state is not always what a record says: a stateful layer on one batch per epoch, reset after
+each, never passes state between batches; a reset after every prediction undoes a warm-up; training that is
+never reset starts the test from the state training ended in. The same regimes as the factors *act*
+(derived from the records by `pipeline/analysis/contrasts.py`), which is what the contrasts below are built on:
+
+{_table(tables.factors)}
+"""
+
+
+def claims_section(cfg: DictConfig, tables: Tables) -> str:
+    margin, level = cfg.stats.margin, _level(cfg)
+    rows = []
+    for v in tables.verdicts.to_dict("records"):
+        group = tables.evidence[tables.evidence.key == v["key"]].to_dict("records")
+        used = [e for e in group if e["usable"]] or group
+        rows.append({
+            "#": v["key"], "claim (source)": f"{v['claim']} ({v['source']})",
+            "decided on (a - b)": "<br>".join(f"{_pair(e)}: {_effect(e)}" for e in used),
+            "verdict": v["verdict"],
+        })
+    f1 = tables.a_vs_a
+    if "mean" in f1:
+        rows.append({
+            "#": f1["key"], "claim (source)": f"{f1['text']} ({f1['source']})",
+            "decided on (a - b)": (f"two {f1['repeats']}-repeat studies of `{f1['regime']}` drawn from the pool: "
+                                   f"means differ by a median {f1['mean']['median']:.2f} (middle half "
+                                   f"{f1['mean']['q25']:.2f}-{f1['mean']['q75']:.2f}), SDs by "
+                                   f"{f1['std']['median']:.2f} ({f1['std']['q25']:.2f}-{f1['std']['q75']:.2f})"),
+            "verdict": f1["verdict"],
+        })
+    sens = tables.sensitivity.rename(columns=lambda m: f"margin ±{m:g}").reset_index(names="#")
+    s = cfg.stats
+    return f"""## Verdicts on every claim
+
+The write-up's six expectations (E), the findings of its review (F) and its remarks on spread (S). Its
+wording is paraphrased; where the write-up only says "may", the claim is read as its plain direction.
+
+{_table(pd.DataFrame(rows))}
+
+**Decision rule.** A smallest effect of interest, ±{margin:g} RMSE (`stats.margin`), says how big a
+difference must be to matter. A claim on mean RMSE is decided by where the {level} interval of the mean
+paired difference lies: wholly beyond the margin in the claimed direction, **supported**; wholly beyond it the
+other way, **contradicted**; wholly inside ±{margin:g}, **equivalent** (*significant but negligible* when it
+also excludes 0); straddling a margin, **inconclusive**. An "alike" claim is supported by equivalence and
+contradicted only by an interval wholly outside the margin; "no obvious improvement" is supported unless the
+interval lies wholly below -{margin:g}. Each statement is a one-sided t test against a margin
+(statsmodels' `ttest_mean`; TOST, `ttost_mean`, for equivalence), and Holm's method runs over the
+{_family(tables.evidence)} distinct confirmatory contrasts (one family; the full pairwise table below is
+exploratory), so an interval just beyond a margin at 95% can stay inconclusive after the correction (the
+answer says so where it happens); intervals are shown at 95%, unadjusted. Only pairs that differ in exactly the
+factor a claim is about decide it; compound pairs are shown, not used. Spread claims compare SDs: the
+bootstrap {level} interval of the SD ratio against 1/(1+{s.spread_margin:g}) .. 1+{s.spread_margin:g}
+(`stats.spread_margin`). A claim with several usable pairs takes the verdict they reach without conflict;
+F7, about regimes as wholes, needs every pair. F1 is supported when 3 is a typical A-vs-A gap (within the
+middle half) and contradicted when it falls outside the middle 95%.
+
+How the verdicts move with the margin (`stats.margin_sensitivity`):
+
+{_table(sens)}
+"""
+
+
+def contrasts_section(tables: Tables) -> str:
+    rows, notes = [], {}
+    seen = set()
+    for e in tables.evidence.to_dict("records"):
+        if (e["a"], e["b"], e["key"][0]) in seen:
+            continue
+        seen.add((e["a"], e["b"], e["key"][0]))
+        differs = e.get("factors") or "—"
+        if isinstance(e.get("implied"), str) and e["implied"]:
+            differs += f" (implies: {e['implied']})"
+        rows.append({"claim": e["key"], "a vs b": f"`{e['a']}` vs `{e['b']}`", "acting factors that differ": differs,
+                     "kind": e["kind"], "decides": "yes" if e["usable"] else "no"})
+        if isinstance(e.get("note"), str) and e["note"] and not any(set(k) == {e["a"], e["b"]} for k in notes):
+            notes[(e["a"], e["b"])] = e["note"]
+    note_lines = "\n".join(f"- `{a}` vs `{b}`: {note}" for (a, b), note in notes.items())
+    return f"""## Contrasts: which factors each pair differs in
+
+A pair decides a claim only when it differs in exactly the factor the claim is about (clean); pairs that
+differ in more (compound) are shown but not used, and so are pairs null by construction. Against a
+stateless regime, the resets during training and between predictions are part of what "stateful" means, so
+they are listed as implied, not as further differences.
+
+{_table(pd.DataFrame(rows))}
+
+Pairs equal or null by construction:
+
+{note_lines or "- none in this study"}
+"""
+
+
+def endpoints_section(cfg: DictConfig, tables: Tables) -> str:
+    rows, words = [], []
+    level, margin = _level(cfg), cfg.stats.margin
+    for e in tables.decisive().to_dict("records"):
+        rows.append({
+            "a - b": _pair(e),
+            f"mean [{level} CI]": f"{_num(e['estimate'], sign=True)} {_ci(e['low'], e['high'], sign=True)}",
+            f"Hodges-Lehmann shift [{level} CI]": f"{_num(e['hl'], sign=True)} {_ci(e['hl_low'], e['hl_high'], True)}",
+            f"P(a < b) on pairs [{level} CI]": f"{e['p_lower']:.2f} [{e['p_lower_low']:.2f}, {e['p_lower_high']:.2f}]",
+            f"repeats within ±{margin:g}": f"{e['within_margin']:.0%}",
+            "differences min .. max": f"{_num(e['diff_min'], sign=True)} .. {_num(e['diff_max'], sign=True)}",
+        })
+        mean_zero, hl_zero = _side(e["low"], e["high"], 0.0), _side(e["hl_low"], e["hl_high"], 0.0)
+        mean_margin, hl_margin = e["position"], decision.locate(e["hl_low"], e["hl_high"], margin)
+        if mean_zero != hl_zero or mean_margin != hl_margin:
+            words.append(
+                f"- {_pair(e)}: the mean, {_num(e['estimate'], sign=True)} {_ci(e['low'], e['high'], True)}, and the "
+                f"bulk disagree: the median paired shift is {_num(e['hl'], sign=True)} "
+                f"{_ci(e['hl_low'], e['hl_high'], True)} and `{e['a']}` is lower in {e['p_lower']:.0%} of repeats. "
+                f"The differences run from {_num(e['diff_min'], sign=True)} to {_num(e['diff_max'], sign=True)} "
+                f"(excess kurtosis {e['kurtosis']:.0f}): a few repeats with large differences, not the typical "
+                "repeat, set the mean.")
+    tail = pd.DataFrame({
+        "regime": tables.intervals.regime,
+        f"mean [{level} CI]": [f"{_num(r['mean'])} {_ci(r['mean_low'], r['mean_high'])}"
+                               for r in tables.intervals.to_dict("records")],
+        "median": tables.intervals["median"].map(_num),
+        f"95th percentile [{level} CI]": [f"{_num(r['p95'])} {_ci(r['p95_low'], r['p95_high'])}"
+                                          for r in tables.intervals.to_dict("records")],
+        "repeats worse than persistence": [f"{v:.1%}" for v in tables.intervals.worse_than_persistence],
+    })
+    agree = "\n".join(words) or "- For every confirmatory contrast the mean and the bulk point the same way."
+    return f"""## Mean, bulk and tail
+
+The primary endpoint is the mean RMSE, as in the write-up's tables. Two robust endpoints on the same pairs
+say what the bulk of repeats does: the Hodges-Lehmann shift (median of the pairwise averages of the per-repeat
+differences, with the interval that inverts the Wilcoxon signed-rank test) and P(a < b), the share of
+repeats in which a forecasts better (bootstrap interval). Where they disagree with the mean, the tail is why:
+
+{agree}
+
+{_table(pd.DataFrame(rows))}
+
+Tail risk per regime: the 95th percentile of RMSE over repeats (distribution-free interval from order
+statistics) and the share of repeats that forecast worse than persistence.
+
+{_table(tail)}
+"""
+
+
+def rmse_section(cfg: DictConfig, tables: Tables, plots: Plots, rel: dict[Path, str]) -> str:
+    summary = tables.summary.T.map(lambda v: _num(v, 3))
+    summary["count"] = tables.summary.T["count"].map(lambda v: f"{v:.0f}")
+    return f"""## RMSE per regime
+
+The write-up's table, one row per regime: the distribution of test RMSE over the repeats.
+
+{_table(summary, index=True)}
+
+![RMSE by regime]({rel[plots.boxplot]})
+"""
+
+
+def baselines_section(tables: Tables) -> str:
+    rmse = tables.results.rmse.to_numpy()
+    b = tables.baselines
+    fit = b.get("fit", "")
+    frame = pd.DataFrame({
+        "baseline": b.model,
+        "forecasts each test month from": b.description if "description" in b else "",
+        "fitted": fit,
+        "RMSE": b.rmse.map(lambda v: _num(v, 3)),
+        "LSTM repeats it beats": [f"{np.mean(v < rmse):.1%}" for v in b.rmse],
+    })
+    return f"""## Baselines
+
+Scored on the same test months with the same walk-forward harness: each sees every actual observation before
+the month it forecasts. The statistical models are scored twice: refit before every month on everything seen
+so far (up to 35 observations), and fitted once on the 24 training months the LSTMs learn from, parameters
+then held fixed (the fair comparison). `linear_lag1` regresses a month's scaled difference on the previous
+one: the LSTMs' own inputs and scaler, without the LSTM.
+
+{_table(frame)}
+"""
+
+
+def published_section(cfg: DictConfig, tables: Tables) -> str:
+    pub = tables.published
+    if pub.empty:
+        return "## Published against reproduced\n\nThe write-up publishes no figures for this series.\n"
+    rows = []
+    for r in pub.to_dict("records"):
+        if r["missing"]:
+            rows.append({"regime (run)": f"{r['regime']} ({r['run']})", "published mean (SD)": f"{r['mean']:.2f} "
+                         f"({r['std']:.2f})", "pool mean (SD)": "not run", "draws as far: mean": "not run",
+                         "draws as far: SD": "not run"})
+            continue
+        rows.append({
+            "regime (run)": f"{r['regime']} ({r['run']})",
+            "published mean (SD)": f"{r['mean']:.2f} ({r['std']:.2f})",
+            "pool mean (SD)": f"{r['pool_mean']:.2f} ({r['pool_std']:.2f})",
+            "draws as far: mean": f"{r['p_mean']:.1%}", "draws as far: SD": f"{r['p_std']:.1%}",
+        })
+    n = int(pub.repeats.iloc[0])
+    unusual = pub[~pub.missing.astype(bool) & (pub.p_mean < 0.05)] if "p_mean" in pub else pub.iloc[:0]
+    f1 = tables.a_vs_a
+    a_vs_a = ""
+    if "mean" in f1 and "published" in f1["mean"]:
+        a_vs_a = (f" The write-up's own A-vs-A test (two runs of `{f1['regime']}`) differed by "
+                  f"{f1['mean']['published']:.2f} in the mean and {f1['std']['published']:.2f} in the SD; two "
+                  f"{f1['repeats']}-repeat studies drawn from the pool differ by at least as much in "
+                  f"{f1['mean']['p_published']:.0%} and {f1['std']['p_published']:.0%} of draws.")
+    names = ", ".join(f"`{r.regime}` (run {r.run})" for r in unusual.itertuples()) or "none"
+    return f"""## Published against reproduced
+
+The write-up's {n}-repeat means and SDs beside this study's pool, and how often a study of {n} repeats drawn
+from the pool ({cfg.stats.se_draws} draws) lands at least that far from the pool's mean (or SD). A large share
+means the published figure is ordinary luck at {n} repeats; a small one means it differs from this
+reproduction by more than luck (the write-up ran Keras 2 on other hardware, so a systematic difference is
+possible). Published means that luck explains less than 5% of the time: {names}.{a_vs_a}
+
+{_table(pd.DataFrame(rows))}
+"""
+
+
+def repeats_section(cfg: DictConfig, tables: Tables, plots: Plots, rel: dict[Path, str]) -> str:
+    margin, level = cfg.stats.margin, _level(cfg)
+    rows = []
+    for e in tables.decisive().to_dict("records"):
+        needed = f"{e['needed']:.0f}" if np.isfinite(e["needed"]) else "never (on a margin)"
+        rows.append({
+            "a - b": _pair(e), "mean difference": _num(e["estimate"], sign=True),
+            "SD of the differences": _num(e["sd_diff"]), "repeats now": f"{int(e['n'])}",
+            "interval now": _ci(e["low"], e["high"], sign=True), "verdict": e["verdict"],
+            f"repeats to resolve against ±{margin:g}": needed,
+        })
+    return f"""## How many repeats a decision needs
+
+For each confirmatory contrast, the repeats at which its interval (half-width z·sd/√n, from the SD of the
+*paired differences*, at the {level} level Bonferroni-adjusted over the confirmatory family so that it holds
+after Holm's correction) would clear the nearest margin around the observed difference, so that the verdict
+no longer depends on more data. A contrast far from both margins settles with few repeats; one whose
+difference sits near a margin needs many, or never settles. (The write-up's proposed follow-up, the standard
+error of each regime's own mean against the number of repeats, is sd/√n by construction; it is kept in
+`se_repeats.csv` for the record.)
+
+{_table(pd.DataFrame(rows))}
+
+![Repeats each decision needs]({rel[plots.se]})
+"""
+
+
+def forecast_section(plots: Plots, rel: dict[Path, str]) -> str:
+    return f"""## Forecasts of the median repeat
+
+For each regime, the repeat with the median RMSE (the lower middle one for an even count), its one-step
+forecast of each test month against the actual sales. The same data, one CSV per regime, is registered as a
+DVC plot.
+
+![Forecast against actual]({rel[plots.forecasts]})
+"""
+
+
+def pairwise_section(cfg: DictConfig, tables: Tables) -> str:
+    level = _level(cfg)
+    name = {head: " = ".join(f"`{g}`" for g in group) for head, group in tables.twins.items()}
+    rows = [
+        {
+            "a": name[r["a"]], "b": name[r["b"]], "design": r["design"],
+            f"mean a - b [{level} CI]": _diff_ci(r),
+            "rank test p (Holm)": _p(r["rank_p_holm"]), "t test p (Holm)": _p(r["mean_p_holm"]),
+            "d_z": _num(r["d_z"], sign=True), "outcome": r["outcome"],
+        }
+        for r in tables.tests.to_dict("records")
+    ]
+    merged = [g for g in tables.twins.values() if len(g) > 1]
+    twins = "; ".join(" = ".join(f"`{n}`" for n in g) for g in merged) or "none"
+    paired = tables.tests[tables.tests.design == stats.PAIRED]
+    ratio = paired.width_ratio
+    pairing = ""
+    if len(paired):
+        pairing = (f" Pairing: across the {len(paired)} paired pairs the paired interval is a median "
+                   f"{ratio.median():.0%} as wide as the unpaired (Welch) one on the same repeats "
+                   f"({ratio.min():.0%} to {ratio.max():.0%}), narrower for {int((ratio < 1).sum())} of them"
+                   + (": the shared initial weights cancel much of a repeat's luck." if ratio.median() < PAIRING_PAYS
+                      else "; by the end of training most of a repeat's luck is its regime's own."))
+    tested = int(tables.tests.rank_p.notna().sum())
+    return f"""## Every pair of regimes (exploratory)
+
+<details><summary>All {len(tables.tests)} pairs of distinct regimes (twins merged: {twins})</summary>
+
+Exploratory, not part of the verdicts: Wilcoxon signed-rank and paired t tests on the per-repeat differences
+(Mann-Whitney U and Welch's t for pairs with different seeds), Holm-corrected over these {tested} tests per
+family, t intervals of the mean difference. An outcome names the lower regime only when both tests reject and
+the mean and median differences agree in sign; "tests disagree" is mostly heavy tails (see
+[Mean, bulk and tail](#mean-bulk-and-tail)).{pairing}
+
+{_table(pd.DataFrame(rows))}
+
+</details>
 """
 
 
@@ -274,9 +582,10 @@ def setup(cfg: DictConfig, tables: Tables, data_sha256: str) -> str:
   (learning rate {cfg.model.learning_rate}); engine `{cfg.engine.name}`.
 - **Repeats and seeds**: {int(tables.summary.loc["count"].max())} repeats per regime, base seed {cfg.base_seed};
   {design}. Seeds of the first repeats: {shown}. Every repeat's seed is in `{cfg.paths.results}`.
-- **Statistics**: alpha {s.alpha} after Holm's correction; {s.bootstrap_method} bootstrap intervals at
-  {1 - s.alpha:.0%} with {s.bootstrap_resamples} resamples, seed {s.bootstrap_seed}; equivalence margin
-  ±{s.equivalence_margin} RMSE; {s.se_draws} resampled studies per size for the standard errors.
+- **Statistics**: alpha {s.alpha}, Holm over the confirmatory family; margin ±{s.margin:g} RMSE (sensitivity
+  at {", ".join(f"{f:g}x" for f in s.margin_sensitivity)}), spread margin {s.spread_margin:g};
+  {s.bootstrap_method} bootstrap intervals at {1 - s.alpha:.0%} with {s.bootstrap_resamples} resamples, seed
+  {s.bootstrap_seed}; {s.se_draws} studies drawn from the pool per published run.
 - **Software**: Python {platform.python_version()}, {software}.
 
 <details><summary>Resolved configuration (params.yaml as composed from conf/)</summary>
@@ -286,213 +595,6 @@ def setup(cfg: DictConfig, tables: Tables, data_sha256: str) -> str:
 ```
 
 </details>
-"""
-
-
-def _level(cfg: DictConfig) -> str:
-    """The confidence level of every interval, 1 - alpha, as a percentage."""
-    return f"{1 - cfg.stats.alpha:.0%}"
-
-
-def rmse_section(cfg: DictConfig, tables: Tables, plots: Plots, rel: dict[Path, str]) -> str:
-    summary, level = tables.summary.map(lambda v: _num(v, 3)), _level(cfg)
-    rows = []
-    for r in tables.intervals.to_dict("records"):
-        row = {
-            "regime": r["regime"],
-            f"mean [{level} CI]": f"{_num(r['mean'])} {_ci(r['mean_low'], r['mean_high'])}",
-            f"median [{level} CI]": f"{_num(r['median'])} {_ci(r['median_low'], r['median_high'])}",
-        }
-        for b in tables.baselines.itertuples():
-            row[f"beats {b.model}"] = f"{r[f'beats_{b.model}']:.0%}"
-        rows.append(row)
-    described = "description" in tables.baselines
-    baselines = pd.DataFrame(
-        {
-            "baseline": tables.baselines.model,
-            "forecasts each test month as": tables.baselines.description if described else "",
-            "RMSE": tables.baselines.rmse.map(lambda v: _num(v, 3)),
-        }
-    )
-    return f"""## RMSE per regime
-
-The write-up's table: the distribution of test RMSE over the repeats of each regime.
-
-{_table(summary, index=True)}
-
-Means and medians with bootstrap {level} intervals, and the share of repeats whose RMSE is below each baseline:
-
-{_table(pd.DataFrame(rows))}
-
-The baselines are scored on the same test months with the same walk-forward harness (each sees every actual
-observation before the month it forecasts; the statistical models are refit every month):
-
-{_table(baselines)}
-
-![RMSE by regime]({rel[plots.boxplot]})
-"""
-
-
-def _evidence(v: dict) -> str:
-    pair = f"`{v['a']}` - `{v['b']}`"
-    if isinstance(v.get("missing"), str):
-        return f"{pair}: `{v['missing']}` not in this study"
-    if v["design"] == stats.IDENTICAL:
-        return f"{pair}: identical RMSE in all {int(v['n_a'])} paired repeats, equivalent by construction"
-    effect = f"d_z {_num(v['d_z'], sign=True)}" if v["design"] == stats.PAIRED else f"d {_num(v['d'], sign=True)}"
-    text = (
-        f"{pair} = {_diff_ci(v)} "
-        f"({v['design']}, n={int(v['n_a'])}); {v['rank_test']} p={_p(v['rank_p_holm'])}, "
-        f"{v['mean_test']} p={_p(v['mean_p_holm'])} (Holm); {effect}, Cliff's δ {_num(v['cliffs_delta'], sign=True)}"
-    )
-    if v["relation"] == "equal":
-        text += f"; TOST p={_p(v['tost_p'])}"
-    return f"{text}: {v['outcome']}"
-
-
-def verdict_overview(verdicts: pd.DataFrame) -> pd.DataFrame:
-    return verdicts.groupby("expectation", sort=True).agg(claim=("claim", "first"), verdict=("overall", "first"))
-
-
-def verdict_section(cfg: DictConfig, tables: Tables) -> str:
-    rows = []
-    for number, group in tables.verdicts.groupby("expectation", sort=True):
-        records = group.to_dict("records")
-        rows.append(
-            {
-                "#": number,
-                "expectation": records[0]["claim"],
-                "tested on (a vs b)": "<br>".join(f"`{r['a']}` vs `{r['b']}`" for r in records),
-                "evidence (a - b, RMSE)": "<br>".join(_evidence(r) for r in records),
-                "verdict": records[0]["overall"],
-            }
-        )
-    alpha, margin = cfg.stats.alpha, cfg.stats.equivalence_margin
-    return f"""## The write-up's expectations
-
-Each expectation is tested on the regime pairs that differ only in the setting it is about. A "better"
-expectation is **supported** when both tests of the pair reject equality at alpha {alpha} after Holm's
-correction over all pairs and the mean and median differences favour the expected regime, and
-**contradicted** when they reject in favour of the other regime or when the two regimes give identical
-RMSEs (the setting then cannot matter); anything else is **inconclusive**. The "alike" expectation is
-supported when the two regimes give identical RMSEs repeat by repeat (equivalent by construction) or when
-two one-sided tests (TOST) place the mean difference within ±{margin} RMSE, and contradicted when the tests
-find a difference. With two pairs the verdict is the one they reach without conflict (one decisive pair and
-one inconclusive pair still decide). Intervals are bootstrap {_level(cfg)} intervals of the mean
-difference; d_z is the paired effect size (mean difference over the spread of the differences).
-
-{_table(pd.DataFrame(rows))}
-"""
-
-
-def pairwise_section(cfg: DictConfig, tables: Tables) -> str:
-    level = _level(cfg)
-    rows = [
-        {
-            "a": r["a"],
-            "b": r["b"],
-            "design": r["design"],
-            f"mean a - b [{level} CI]": _diff_ci(r),
-            "rank test p (Holm)": _p(r["rank_p_holm"]),
-            "t test p (Holm)": _p(r["mean_p_holm"]),
-            "d_z": _num(r["d_z"], sign=True),
-            "d": _num(r["d"], sign=True),
-            "Cliff's δ": _num(r["cliffs_delta"], sign=True),
-            "outcome": r["outcome"],
-        }
-        for r in tables.tests.to_dict("records")
-    ]
-    tested = int(tables.tests.rank_p.notna().sum())
-    return f"""## Every pair of regimes
-
-All {len(tables.tests)} pairs. Pairs whose repeats share seeds are **paired**: the Wilcoxon signed-rank test
-(rank test) and the paired t test are run on the per-repeat differences, with Cohen's d_z. Pairs with
-different seeds are **unpaired**: Mann-Whitney U and Welch's t, with Cohen's d and Cliff's δ. Pairs with
-identical per-repeat RMSEs are **equivalent by construction** and are not tested. Each family of tests
-({tested} tests) is corrected with Holm's method; an outcome names the lower regime only when both tests
-reject and the mean and median differences agree in sign.
-
-{_table(pd.DataFrame(rows))}
-"""
-
-
-def pairing_section(cfg: DictConfig, tables: Tables) -> str:
-    paired = tables.tests[tables.tests.design == stats.PAIRED].sort_values("width_ratio", kind="stable")
-    if paired.empty:
-        return "## Why pairing matters\n\nNo pair of regimes shares seeds in this study, so there is nothing to pair.\n"
-    level = _level(cfg)
-    rows = [
-        {
-            "a - b": f"`{r['a']}` - `{r['b']}`",
-            f"paired {level} CI": _ci(r["ci_low"], r["ci_high"], sign=True),
-            "width": _num(r["ci_high"] - r["ci_low"]),
-            f"unpaired {level} CI": _ci(r["unpaired_ci_low"], r["unpaired_ci_high"], sign=True),
-            "width ": _num(r["unpaired_ci_high"] - r["unpaired_ci_low"]),
-            "paired / unpaired": f"{r['width_ratio']:.0%}",
-        }
-        for r in paired.to_dict("records")
-    ]
-    ratio = paired.width_ratio
-    if ratio.median() < PAIRING_PAYS:
-        reading = (
-            "Repeat *r* of both regimes starts from the same initial weights, and much of an initialisation's luck "
-            "cancels in the difference: a difference the paired design resolves can be invisible to an unpaired "
-            "comparison of the same repeats."
-        )
-    else:
-        reading = (
-            "For most pairs the shared initial weights buy little here: by the end of training a repeat's luck is "
-            "mostly its own regime's, so the per-repeat differences vary about as much as the regimes themselves. "
-            "Pairing pays where the luck is shared (the pairs at the top of the table) and costs nothing elsewhere."
-        )
-    return f"""## Why pairing matters: paired against unpaired intervals
-
-The same data, two ways. The paired interval resamples repeats and keeps each repeat's two RMSEs
-together; the unpaired one resamples the two regimes independently, as if their repeats had nothing in
-common. Across these {len(paired)} pairs the paired interval is a median {ratio.median():.0%} as wide as the
-unpaired one (from {ratio.min():.0%} to {ratio.max():.0%}), and narrower for {int((ratio < 1).sum())} of them.
-{reading}
-
-{_table(pd.DataFrame(rows))}
-"""
-
-
-def repeats_section(cfg: DictConfig, tables: Tables, plots: Plots, rel: dict[Path, str]) -> str:
-    wide = tables.se.pivot(index="repeats", columns="regime", values="se_resampled")[tables.order]
-    shown = wide.map(lambda v: _num(v, 3)).reset_index().astype({"repeats": str})
-    margin, confidence = cfg.stats.equivalence_margin, 1 - cfg.stats.alpha
-    sd = tables.summary.loc["std"]
-    needed = {name: str(stats.repeats_for_halfwidth(sd[name], margin, confidence)) for name in tables.order}
-    shown.loc[len(shown)] = {"repeats": f"repeats for ±{margin}", **needed}
-    lines = []
-    for n in (wide.index.min(), wide.index.max()):
-        lo, hi = wide.loc[n].idxmin(), wide.loc[n].idxmax()
-        lines.append(f"with {n} repeats it ranges from {wide.at[n, lo]:.2f} (`{lo}`) to {wide.at[n, hi]:.2f} (`{hi}`)")
-    formula = tables.se.se_formula.where(tables.se.se_formula > 0)
-    off = float(np.nanmax(np.abs(tables.se.se_resampled / formula - 1))) if formula.notna().any() else 0.0
-    return f"""## How many repeats are enough?
-
-The follow-up the write-up proposes: draw studies of n repeats (with replacement) from the pool of
-{int(tables.summary.loc["count"].max())} repeats and measure how much their means vary. That spread is
-the standard error of a regime's mean at n repeats; {lines[0]}; {lines[1]}. The resampled values stay
-within {off:.0%} of sd/√n (both in `se_repeats.csv`), so the standard error halves only when the repeats
-quadruple. The last row is the number of repeats a {confidence:.0%} interval of the mean needs to be no
-wider than ±{margin} RMSE (normal approximation).
-
-{_table(shown)}
-
-![Standard error of the mean against repeats]({rel[plots.se]})
-"""
-
-
-def forecast_section(plots: Plots, rel: dict[Path, str]) -> str:
-    return f"""## Forecasts of the median repeat
-
-For each regime, the repeat with the median RMSE (the lower middle one for an even count), its one-step
-forecast of each test month against the actual sales. The same data, one CSV per regime, is registered as a
-DVC plot.
-
-![Forecast against actual]({rel[plots.forecasts]})
 """
 
 
@@ -542,14 +644,18 @@ def markdown(cfg: DictConfig, tables: Tables, plots: Plots, data_sha256: str, st
         f"# How should an LSTM's state be managed? State regimes compared on the {cfg.data.name} series\n\n"
         f"*Written by the `compare` stage (`dvc repro`) from `{cfg.paths.results}`; every figure is recomputed "
         "from the study's outputs, nothing is typed in.*\n",
+        answer(cfg, tables),
         question(cfg, tables),
-        setup(cfg, tables, data_sha256),
+        claims_section(cfg, tables),
+        contrasts_section(tables),
+        endpoints_section(cfg, tables),
         rmse_section(cfg, tables, plots, rel),
-        verdict_section(cfg, tables),
-        pairwise_section(cfg, tables),
-        pairing_section(cfg, tables),
+        baselines_section(tables),
+        published_section(cfg, tables),
         repeats_section(cfg, tables, plots, rel),
         forecast_section(plots, rel),
+        pairwise_section(cfg, tables),
+        setup(cfg, tables, data_sha256),
         *(study_section(fragment, here) for fragment in study_fragments(studies)),
     ]
     return "\n".join(sections)
@@ -557,7 +663,7 @@ def markdown(cfg: DictConfig, tables: Tables, plots: Plots, data_sha256: str, st
 
 STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; color: #1d1d1f; margin: 0; background: #fafafa; }
-main { max-width: 1200px; margin: 0 auto; padding: 1rem 2rem 4rem; background: white; }
+main { max-width: 1320px; margin: 0 auto; padding: 1rem 2rem 4rem; background: white; }
 h1 { font-size: 1.7rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem; margin-top: 2.2rem; }
 table { border-collapse: collapse; display: block; overflow-x: auto; font-size: 13px; margin: .8rem 0; }
 th, td { border: 1px solid #ddd; padding: .25rem .5rem; vertical-align: top; }
@@ -565,6 +671,9 @@ th { background: #f3f3f3; } tr:nth-child(even) td { background: #fbfbfb; }
 td.supported { background: #dff3e3 !important; font-weight: 600; }
 td.contradicted { background: #f9dddd !important; font-weight: 600; }
 td.inconclusive { background: #f1f1f1 !important; font-weight: 600; }
+td.equivalent { background: #e3ecf9 !important; font-weight: 600; }
+td.not-run { color: #777; font-style: italic; }
+td { max-width: 36rem; }
 img { max-width: 100%; height: auto; } code { font-size: 90%; }
 pre { background: #f5f5f5; padding: .8rem; overflow-x: auto; font-size: 12px; }
 details { margin: 1rem 0; } summary { cursor: pointer; font-weight: 600; }
@@ -583,7 +692,7 @@ def to_html(text: str, base: Path) -> str:
     tokens = _MD.parse(text)
     for i, token in enumerate(tokens):
         if token.type == "td_open" and tokens[i + 1].content in VERDICT_WORDS:
-            token.attrSet("class", tokens[i + 1].content)
+            token.attrSet("class", tokens[i + 1].content.replace(" ", "-"))
         for child in token.children or []:
             if child.type == "image" and _is_local(child.attrs["src"]):
                 child.attrSet("src", _data_uri(base / child.attrs["src"]))
@@ -598,7 +707,10 @@ def to_html(text: str, base: Path) -> str:
 def write(
     cfg: DictConfig, tables: Tables, plots: Plots, data_sha256: str, studies: Path, report_md: Path, report_html: Path
 ) -> None:
+    """Write both or neither: both are rendered first, then renamed into place one right after the other."""
     text = markdown(cfg, tables, plots, data_sha256, studies, report_md)
-    io.write_text(report_md, text)
-    io.write_text(report_html, to_html(text, report_md.parent))
+    page = to_html(text, report_md.parent)
+    with io.atomic_path(report_md) as md_tmp, io.atomic_path(report_html) as html_tmp:
+        md_tmp.write_text(text, encoding="utf-8")
+        html_tmp.write_text(page, encoding="utf-8")
 

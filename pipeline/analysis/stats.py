@@ -4,6 +4,8 @@ Pure functions of arrays built on scipy.stats and statsmodels; no files, no Tens
 *paired* when their repeats carry the same seeds in the same order (repeat r of both started from the same
 initial weights), and then the per-repeat differences are tested. Paired regimes whose per-repeat RMSEs
 are identical are *equivalent by construction*: no test is run, since there is no variation to test.
+Intervals of many quantities at once are one vectorized bootstrap over a (k, n) array: every row is
+resampled with the same draws of repeats, which keeps the rows' pairing and costs one call.
 """
 
 from __future__ import annotations
@@ -13,23 +15,19 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
 PAIRED, UNPAIRED, IDENTICAL = "paired", "unpaired", "identical"
 EQUIVALENT = "equivalent by construction"
 NO_DIFFERENCE = "no significant difference"
 DISAGREE = "tests disagree"
-SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 PAIRWISE_COLUMNS = [
     "a", "b", "design", "n_a", "n_b", "mean_a", "mean_b", "mean_diff", "median_diff", "ci_low", "ci_high",
     "unpaired_ci_low", "unpaired_ci_high", "rank_test", "rank_stat", "rank_p", "rank_p_holm",
-    "mean_test", "mean_stat", "mean_p", "mean_p_holm", "d_z", "d", "cliffs_delta", "width_ratio", "outcome",
+    "mean_test", "mean_stat", "mean_p", "mean_p_holm", "d_z", "d", "width_ratio", "outcome",
 ]
 
 
@@ -60,56 +58,117 @@ def rng_for(seed: int, label: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(zlib.crc32(label.encode()),)))
 
 
-def bootstrap_ci(
-    samples: Sequence[np.ndarray],
-    statistic: Callable[..., np.ndarray],
-    boot: Bootstrap,
-    label: str,
-) -> tuple[float, float]:
-    """Bootstrap interval of ``statistic(*samples, axis=-1)``, each sample resampled independently.
-
-    Constant samples give the point value (nothing to resample). Where BCa is undefined (a jackknife
-    without spread, e.g. a median over tied values) the percentile interval is used instead.
-    """
-    samples = [np.asarray(s, dtype=np.float64) for s in samples]
-    if all(np.ptp(s) == 0 for s in samples):
-        value = float(statistic(*samples, axis=-1))
-        return value, value
-
-    def draw(method: str) -> tuple[float, float]:
-        result = stats.bootstrap(
-            samples,
-            statistic,
-            n_resamples=boot.resamples,
-            vectorized=True,
-            confidence_level=boot.confidence,
-            method=method,
-            rng=rng_for(boot.seed, label),
-        )
-        return float(result.confidence_interval.low), float(result.confidence_interval.high)
+def _bootstrap(samples: list[np.ndarray], statistic: Callable, boot: Bootstrap, label: str, paired: bool,
+               method: str | None = None):
+    def draw(method: str):
+        return stats.bootstrap(
+            samples, statistic, n_resamples=boot.resamples, vectorized=True, paired=paired, axis=-1,
+            confidence_level=boot.confidence, method=method, rng=rng_for(boot.seed, label),
+        ).confidence_interval
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # scipy divides by zero on the way to the warning below
         warnings.simplefilter("error", stats.DegenerateDataWarning)  # filters added last are matched first
         try:
-            return draw(boot.method)
+            return draw(method or boot.method)
         except stats.DegenerateDataWarning:
             pass
     return draw("percentile")
+
+
+def bootstrap_cis(
+    rows: np.ndarray, statistic: Callable[..., np.ndarray], boot: Bootstrap, label: str, method: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap interval of ``statistic(row, axis=-1)`` for every row of a (k, n) array, in one call.
+
+    Rows without spread give their point value. Where BCa is undefined (a jackknife without spread, e.g. a
+    median over tied values) the percentile interval is used for the call instead. ``method`` overrides
+    ``boot.method`` (BCa's jackknife recomputes the statistic n times: cheap for a mean, seconds for a
+    quantile or a ratio of SDs over 1000 repeats).
+    """
+    rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
+    point = np.asarray(statistic(rows, axis=-1), dtype=np.float64)
+    low, high = point.copy(), point.copy()
+    spread = np.ptp(rows, axis=-1) > 0
+    if spread.any():
+        ci = _bootstrap([rows[spread]], statistic, boot, label, paired=False, method=method)
+        low[spread], high[spread] = ci.low, ci.high
+    return low, high
+
+
+def bootstrap_ci(
+    samples: Sequence[np.ndarray], statistic: Callable[..., np.ndarray], boot: Bootstrap, label: str
+) -> tuple[float, float]:
+    """Bootstrap interval of ``statistic(*samples, axis=-1)``, each sample resampled independently."""
+    samples = [np.asarray(s, dtype=np.float64) for s in samples]
+    if all(np.ptp(s) == 0 for s in samples):
+        value = float(statistic(*samples, axis=-1))
+        return value, value
+    ci = _bootstrap(samples, statistic, boot, label, paired=False)
+    return float(ci.low), float(ci.high)
+
+
+def log_sd_ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.log(np.std(a, axis=axis, ddof=1)) - np.log(np.std(b, axis=axis, ddof=1))
+
+
+def sd_ratio_cis(a: np.ndarray, b: np.ndarray, boot: Bootstrap, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap intervals of log(sd(a) / sd(b)) for paired (k, n) arrays, repeats resampled jointly
+    (percentile: BCa's jackknife of an SD ratio over 1000 repeats costs seconds)."""
+    a, b = np.atleast_2d(a).astype(np.float64), np.atleast_2d(b).astype(np.float64)
+    point = log_sd_ratio(a, b)
+    low, high = point.copy(), point.copy()
+    differ = np.any(a != b, axis=-1)  # identical rows: ratio exactly 1
+    if differ.any():
+        ci = _bootstrap([a[differ], b[differ]], log_sd_ratio, boot, label, paired=True, method="percentile")
+        low[differ], high[differ] = ci.low, ci.high
+    return low, high
 
 
 def mean_diff(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(a, axis=axis) - np.mean(b, axis=axis)
 
 
-def location_intervals(values: np.ndarray, boot: Bootstrap) -> dict[str, float]:
-    """Mean and median with their bootstrap intervals (the same streams for every sample: equal data, equal CIs)."""
-    mean_lo, mean_hi = bootstrap_ci([values], np.mean, boot, "mean")
-    median_lo, median_hi = bootstrap_ci([values], np.median, boot, "median")
-    return {
-        "mean": float(np.mean(values)), "mean_low": mean_lo, "mean_high": mean_hi,
-        "median": float(np.median(values)), "median_low": median_lo, "median_high": median_hi,
-    }
+# --- robust and tail endpoints --------------------------------------------------------------------
+
+
+def hodges_lehmann(diffs: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    """Hodges-Lehmann paired shift (median of the Walsh averages) with its distribution-free interval.
+
+    The interval inverts the Wilcoxon signed-rank test (normal approximation to its null distribution):
+    the estimator's own companion interval, exact in coverage up to that approximation, and far cheaper than
+    bootstrapping a median of n(n+1)/2 averages.
+    """
+    d = np.asarray(diffs, dtype=np.float64)
+    n = len(d)
+    i, j = np.triu_indices(n)
+    walsh = (d[i] + d[j]) / 2
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    k = int(np.floor(n * (n + 1) / 4 - z * np.sqrt(n * (n + 1) * (2 * n + 1) / 24)))
+    k = min(max(k, 0), len(walsh) - 1)
+    m = len(walsh)
+    middle = [(m - 1) // 2, m // 2]
+    ranked = np.partition(walsh, sorted({k, m - 1 - k, *middle}))  # the order statistics needed, not a full sort
+    return float(ranked[middle].mean()), float(ranked[k]), float(ranked[m - 1 - k])
+
+
+def lower_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per repeat: 1 where a's RMSE is below b's, 1/2 on a tie, else 0 (its mean is P(a < b) on the pairs)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return (a < b) + 0.5 * (a == b)
+
+
+def quantile95(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.quantile(x, 0.95, axis=axis)
+
+
+def quantile95_ci(x: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Distribution-free interval of the 95th percentile from order statistics (``scipy.stats.quantile_test``)."""
+    x = np.asarray(x, dtype=np.float64)
+    if np.ptp(x) == 0:
+        return float(x[0]), float(x[0])
+    ci = stats.quantile_test(x, q=float(quantile95(x)), p=0.95).confidence_interval(confidence)
+    return float(ci.low), float(ci.high)
 
 
 # --- effect sizes ---------------------------------------------------------------------------------
@@ -129,12 +188,6 @@ def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
     return float((np.mean(a) - np.mean(b)) / pooled) if pooled > 0 else float("nan")
 
 
-def cliffs_delta(a: np.ndarray, b: np.ndarray) -> float:
-    """P(a > b) - P(a < b) over all cross pairs, read off the Mann-Whitney U statistic of ``a``."""
-    u = stats.mannwhitneyu(a, b, method="asymptotic").statistic
-    return float(2.0 * u / (len(a) * len(b)) - 1.0)
-
-
 # --- tests ----------------------------------------------------------------------------------------
 
 
@@ -145,47 +198,53 @@ def design(a: Sample, b: Sample) -> str:
     return IDENTICAL if np.array_equal(a.values, b.values) else PAIRED
 
 
-def compare_pair(a: Sample, b: Sample, boot: Bootstrap, label: str = "diff") -> dict[str, object]:
-    """Tests, effect sizes and intervals of ``a - b`` (lower RMSE is better, so negative favours ``a``).
+def _tests(x: np.ndarray, y: np.ndarray, kind: str, confidence: float) -> dict[str, object]:
+    """Rank and mean tests of ``x - y`` and t intervals, paired or unpaired (not for identical samples)."""
+    from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-    ``label`` names the random streams of the intervals (see ``rng_for``).
-    """
-    x, y = np.asarray(a.values, dtype=np.float64), np.asarray(b.values, dtype=np.float64)
-    kind = design(a, b)
-    row: dict[str, object] = {
-        "design": kind,
-        "n_a": len(x),
-        "n_b": len(y),
-        "mean_a": float(x.mean()),
-        "mean_b": float(y.mean()),
-        "mean_diff": float(x.mean() - y.mean()),
-        "median_diff": float(np.median(x - y) if kind != UNPAIRED else np.median(x) - np.median(y)),
-        "d_z": cohens_dz(x, y) if kind == PAIRED else float("nan"),
-        "d": cohens_d(x, y),
-        "cliffs_delta": cliffs_delta(x, y),
-    }
-    if kind == IDENTICAL:
-        return {**row, "ci_low": 0.0, "ci_high": 0.0}
-    unpaired_ci = bootstrap_ci([x, y], mean_diff, boot, f"{label}|unpaired")
+    alpha = 1 - confidence
     if kind == UNPAIRED:
         rank, mean = stats.mannwhitneyu(x, y), stats.ttest_ind(x, y, equal_var=False)
-        row.update(rank_test="Mann-Whitney U", mean_test="Welch t", ci_low=unpaired_ci[0], ci_high=unpaired_ci[1])
+        low, high = CompareMeans(DescrStatsW(x), DescrStatsW(y)).tconfint_diff(alpha, usevar="unequal")
+        row = {"rank_test": "Mann-Whitney U", "mean_test": "Welch t", "ci_low": low, "ci_high": high}
     else:
         rank, mean = stats.wilcoxon(x, y), stats.ttest_rel(x, y)
-        paired_ci = bootstrap_ci([x - y], np.mean, boot, f"{label}|paired")
-        row.update(rank_test="Wilcoxon signed-rank", mean_test="paired t", ci_low=paired_ci[0], ci_high=paired_ci[1])
-        row.update(unpaired_ci_low=unpaired_ci[0], unpaired_ci_high=unpaired_ci[1])
-    row.update(
-        rank_stat=float(rank.statistic),
-        rank_p=float(rank.pvalue),
-        mean_stat=float(mean.statistic),
-        mean_p=float(mean.pvalue),
-    )
-    return row
+        low, high = DescrStatsW(x - y).tconfint_mean(alpha)
+        u_low, u_high = CompareMeans(DescrStatsW(x), DescrStatsW(y)).tconfint_diff(alpha, usevar="unequal")
+        row = {"rank_test": "Wilcoxon signed-rank", "mean_test": "paired t", "ci_low": low, "ci_high": high,
+               "unpaired_ci_low": u_low, "unpaired_ci_high": u_high}
+    return {**{k: float(v) if not isinstance(v, str) else v for k, v in row.items()},
+            "rank_stat": float(rank.statistic), "rank_p": float(rank.pvalue),
+            "mean_stat": float(mean.statistic), "mean_p": float(mean.pvalue)}
+
+
+def _describe_pair(x: np.ndarray, y: np.ndarray, kind: str) -> dict[str, object]:
+    return {
+        "design": kind, "n_a": len(x), "n_b": len(y), "mean_a": float(x.mean()), "mean_b": float(y.mean()),
+        "mean_diff": float(x.mean() - y.mean()),
+        "median_diff": float(np.median(x - y) if kind != UNPAIRED else np.median(x) - np.median(y)),
+        "d_z": cohens_dz(x, y) if kind == PAIRED else float("nan"), "d": cohens_d(x, y),
+    }
+
+
+def compare_pair(a: Sample, b: Sample, boot: Bootstrap, label: str = "diff") -> dict[str, object]:
+    """Tests and effect sizes of ``a - b`` (lower RMSE is better, so negative favours ``a``), with a bootstrap
+    interval of the mean difference (``label`` names its random stream, see ``rng_for``)."""
+    x, y = np.asarray(a.values, dtype=np.float64), np.asarray(b.values, dtype=np.float64)
+    kind = design(a, b)
+    row = _describe_pair(x, y, kind)
+    if kind == IDENTICAL:
+        return {**row, "ci_low": 0.0, "ci_high": 0.0}
+    row.update(_tests(x, y, kind, boot.confidence))
+    low, high = bootstrap_ci([x, y] if kind == UNPAIRED else [x - y],
+                             mean_diff if kind == UNPAIRED else np.mean, boot, f"{label}|{kind}")
+    return {**row, "ci_low": low, "ci_high": high}
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
     """Holm-adjusted p-values; NaN (no test run) stays NaN and is not counted as a test."""
+    from statsmodels.stats.multitest import multipletests
+
     p = np.asarray(pvalues, dtype=np.float64)
     adjusted = np.full_like(p, np.nan)
     tested = ~np.isnan(p)
@@ -210,18 +269,32 @@ def outcome(row: Mapping[str, object], alpha: float) -> str:
     return DISAGREE
 
 
+def twins(samples: Mapping[str, Sample]) -> dict[str, list[str]]:
+    """Regimes whose repeats are identical (same seeds, same RMSEs), grouped under the first in order."""
+    groups: dict[str, list[str]] = {}
+    for name, s in samples.items():
+        head = next((h for h in groups if design(samples[h], s) == IDENTICAL), name)
+        groups.setdefault(head, []).append(name)
+    return groups
+
+
 def pairwise(samples: Mapping[str, Sample], boot: Bootstrap, alpha: float) -> pd.DataFrame:
     """Every pair of regimes (in the mapping's order) tested, Holm-corrected per test family, with outcomes.
 
     The two families are the rank tests (Wilcoxon or Mann-Whitney) and the mean tests (paired or Welch t);
-    pairs equivalent by construction are not tests and do not count towards the correction.
+    pairs equivalent by construction are not tests and do not count towards the correction. Intervals of
+    the mean difference are t intervals (paired, or Welch's), consistent with the mean test.
     """
     short = sorted(name for name, s in samples.items() if len(s.values) < 2)
     if short:
         raise ValueError(f"regimes {short} have fewer than 2 repeats: nothing to test; rerun with repeats >= 2.")
-    rows = [
-        {"a": a, "b": b, **compare_pair(samples[a], samples[b], boot)} for a, b in combinations(samples, 2)
-    ]
+    rows = []
+    for a, b in combinations(samples, 2):
+        x, y = (np.asarray(samples[r].values, dtype=np.float64) for r in (a, b))
+        kind = design(samples[a], samples[b])
+        row = {"a": a, "b": b, **_describe_pair(x, y, kind)}
+        row.update({"ci_low": 0.0, "ci_high": 0.0} if kind == IDENTICAL else _tests(x, y, kind, boot.confidence))
+        rows.append(row)
     table = pd.DataFrame(rows).reindex(columns=PAIRWISE_COLUMNS)
     table["rank_p_holm"] = holm(table["rank_p"].astype(float))
     table["mean_p_holm"] = holm(table["mean_p"].astype(float))
@@ -230,52 +303,23 @@ def pairwise(samples: Mapping[str, Sample], boot: Bootstrap, alpha: float) -> pd
     return table
 
 
-# --- verdicts on stated expectations ----------------------------------------------------------------
-
-Relation = Literal["lower", "equal"]
-
-
-def equivalence_p(a: Sample, b: Sample, margin: float) -> float:
-    """Two one-sided tests (TOST) that the mean difference lies within +-margin; paired when seeds match."""
-    kind = design(a, b)
-    if kind == IDENTICAL:
-        return 0.0
-    if kind == UNPAIRED:
-        return float(ttost_ind(a.values, b.values, -margin, margin, usevar="unequal")[0])
-    return float(ttost_paired(a.values, b.values, -margin, margin)[0])
-
-
-def pair_verdict(row: Mapping[str, object], relation: Relation, alpha: float, tost_p: float = float("nan")) -> str:
-    """supported / contradicted / inconclusive for "RMSE of a is {relation} than b's", from a pairwise row."""
-    result = row["outcome"]
-    if relation == "lower":  # identical regimes: a cannot beat b
-        verdicts = {f"{row['a']} lower": SUPPORTED, f"{row['b']} lower": CONTRADICTED, EQUIVALENT: CONTRADICTED}
-        return verdicts.get(result, INCONCLUSIVE)
-    if result == EQUIVALENT or (result == NO_DIFFERENCE and tost_p < alpha):
-        return SUPPORTED
-    return CONTRADICTED if result.endswith(" lower") else INCONCLUSIVE
-
-
-def combine(verdicts: Sequence[str]) -> str:
-    """One verdict from several pairs: the decisive one when they do not conflict, else inconclusive."""
-    decisive = set(verdicts) - {INCONCLUSIVE}
-    return decisive.pop() if len(decisive) == 1 else INCONCLUSIVE
-
-
 # --- how many repeats -----------------------------------------------------------------------------
+
+
+def resampled_studies(values: np.ndarray, n: int, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """``draws`` studies of ``n`` repeats drawn with replacement from the pool, shape (draws, n)."""
+    values = np.asarray(values, dtype=np.float64)
+    return values[rng.integers(0, len(values), size=(draws, n))]
 
 
 def se_by_repeats(values: np.ndarray, sizes: Sequence[int], draws: int, rng: np.random.Generator) -> np.ndarray:
     """Standard error of the mean of n repeats, for each n in ``sizes``, from ``draws`` resamples of the pool.
 
-    Each draw takes n repeats with replacement (as if running n fresh repeats) and the spread of the
-    draws' means is the standard error a study of n repeats would have.
+    ``values`` may be (n_pool,) or (k, n_pool): every row is resampled with the same draws. Returns
+    (len(sizes),) or (k, len(sizes)).
     """
     values = np.asarray(values, dtype=np.float64)
-    return np.array([values[rng.integers(0, len(values), size=(draws, n))].mean(axis=1).std(ddof=1) for n in sizes])
-
-
-def repeats_for_halfwidth(sd: float, halfwidth: float, confidence: float) -> int:
-    """Repeats needed for a normal-approximation interval of the mean no wider than +-halfwidth."""
-    z = stats.norm.ppf(0.5 + confidence / 2)
-    return int(np.ceil((z * sd / halfwidth) ** 2))
+    rows = np.atleast_2d(values)
+    se = np.column_stack([rows[:, rng.integers(0, rows.shape[1], size=(draws, n))].mean(axis=-1).std(axis=-1, ddof=1)
+                          for n in sizes])
+    return se[0] if values.ndim == 1 else se

@@ -1,14 +1,17 @@
-"""Stage ``compare``: the regimes' RMSE distributions turned into tests, intervals, verdicts and a report.
+"""Stage ``compare``: the regimes' RMSE distributions turned into verdicts, intervals and a report.
 
-Reads the evaluate stage's tables, writes the descriptive summary (the write-up's layout), every pairwise
-test, the verdicts on the write-up's expectations, the SE-vs-repeats follow-up, DVC metrics and plots,
-and ``report.md`` / ``report.html``.
+Reads the evaluate stage's tables, writes the descriptive summary (the write-up's layout), a verdict on
+every claim of the write-up (decided against ``stats.margin``, ``pipeline.analysis.decision``, on the
+regime pairs that differ in exactly the factor a claim is about, ``pipeline.analysis.contrasts``), the
+exploratory pairwise tests, the published-vs-reproduced table, DVC metrics and plots, and ``report.md`` /
+``report.html``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -16,44 +19,10 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from pipeline import data, errors, io
-from pipeline.analysis import report, stats
+from pipeline.analysis import claims as claimlist
+from pipeline.analysis import contrasts, decision, report, stats
 from pipeline.artifacts import Paths, paths
-from pipeline.params import ConfigError, load_params
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """A claim of the write-up, tested on the regime pairs that differ only in what it is about."""
-
-    number: int
-    claim: str
-    pairs: tuple[tuple[str, str], ...]  # (a, b): the claim is about a's RMSE against b's
-    relation: stats.Relation  # "lower": a beats b; "equal": a and b perform alike
-
-
-EXPECTATIONS = (
-    Expectation(1, "A stateful LSTM outperforms a stateless one", (("stateful", "stateless"),), "lower"),
-    Expectation(
-        2, "A stateless LSTM trained without shuffling outperforms one trained with it",
-        (("stateless", "stateless_shuffle"),), "lower",
-    ),
-    Expectation(
-        3, "Stateful and stateless LSTMs give alike results at the same batch size (12)",
-        (("stateful_batch12", "stateless_batch12"),), "equal",
-    ),
-    Expectation(
-        4, "Resetting state after each training epoch improves test RMSE",
-        (("stateful", "noreset"), ("seed_train", "seed_train_no_resets")), "lower",
-    ),
-    Expectation(
-        5, "Warming the state on the training set before forecasting improves test RMSE",
-        (("seed_train", "stateful"), ("seed_train_no_resets", "noreset")), "lower",
-    ),
-    Expectation(
-        6, "Not resetting state between one-step test predictions improves test RMSE",
-        (("stateful", "reset_test"), ("seed_train", "seed_train_resets")), "lower",
-    ),
-)
+from pipeline.params import ConfigError, load_params, regimes
 
 RESULTS_COLUMNS = ("regime", "repeat", "seed", "rmse")
 FORECAST_COLUMNS = ("regime", "repeat", "step", "period", "actual", "forecast")
@@ -93,76 +62,309 @@ def describe(results: pd.DataFrame, order: list[str]) -> pd.DataFrame:
 
 
 def intervals(pool: dict[str, stats.Sample], boot: stats.Bootstrap, baselines: pd.DataFrame) -> pd.DataFrame:
-    """Per regime: mean and median with bootstrap intervals, and the share of repeats beating each baseline."""
+    """Per regime: mean with its bootstrap interval, median, 95th percentile with its order-statistic interval
+    (tail), the share of repeats worse than persistence, and the share beating each baseline."""
+    names = list(pool)
     rows = []
-    for name, sample in pool.items():
-        beats = {f"beats_{b.model}": float(np.mean(sample.values < b.rmse)) for b in baselines.itertuples()}
-        rows.append({"regime": name, **stats.location_intervals(sample.values, boot), **beats})
+    persistence = baselines.set_index("model").rmse.get("persistence", np.nan)
+    for name in names:
+        values = pool[name].values
+        rows.append({
+            "regime": name, "mean": float(values.mean()), "median": float(np.median(values)),
+            "p95": float(stats.quantile95(values)), "worse_than_persistence": float(np.mean(values > persistence)),
+            **{f"beats_{b.model}": float(np.mean(values < b.rmse)) for b in baselines.itertuples()},
+        })
+    table = pd.DataFrame(rows)
+    if len({len(s.values) for s in pool.values()}) == 1:  # one vectorized call for every regime
+        groups = [np.vstack([pool[n].values for n in names])]
+    else:
+        groups = [pool[n].values[None] for n in names]
+    lows, highs = zip(*(stats.bootstrap_cis(g, np.mean, boot, "mean") for g in groups), strict=True)
+    table["mean_low"], table["mean_high"] = np.concatenate(lows), np.concatenate(highs)
+    table["p95_low"], table["p95_high"] = zip(*(stats.quantile95_ci(pool[n].values, boot.confidence) for n in names),
+                                              strict=True)
+    return table
+
+
+def train_pairs(raw_path: Path, cfg: DictConfig) -> int:
+    """Training pairs in the full window: lag-1 pairs of the differenced series, less the test pairs."""
+    observations = len(pd.read_csv(raw_path))
+    return observations - cfg.data.interval - cfg.model.lag - cfg.data.test_size
+
+
+# --- claims ------------------------------------------------------------------------------------------
+
+
+def _flip(t: decision.MarginTests) -> decision.MarginTests:
+    return decision.MarginTests(-t.estimate, -t.high, -t.low, t.p_above, t.p_below, t.p_inside, t.margin)
+
+
+def _usable(claim: claimlist.Claim, pd_: contrasts.PairDesign) -> bool:
+    if claim.factor is None:
+        return True
+    if pd_.kind == contrasts.TWINS:
+        return claim.relation == "equal"
+    return pd_.kind == contrasts.CLEAN and pd_.factors == (claim.factor,)
+
+
+def claim_pairs(pool: dict[str, stats.Sample], records: dict, n_train: int) -> pd.DataFrame:
+    """One row per (claim, pair): the pair's design as it acts, and whether it may decide the claim."""
+    rows = []
+    for c in claimlist.ALL:
+        for a, b in c.pairs:
+            base = {"key": c.key, "source": c.source, "claim": c.text, "a": a, "b": b, "relation": c.relation,
+                    "endpoint": c.endpoint}
+            absent = [r for r in (a, b) if r not in pool]
+            if absent:
+                rows.append({**base, "kind": decision.NOT_RUN, "missing": " and ".join(absent), "usable": False})
+                continue
+            pd_ = contrasts.design(records[a], records[b], n_train)
+            rows.append({**base, "kind": pd_.kind, "factors": ", ".join(pd_.factors), "implied": ", ".join(pd_.implied),
+                         "note": pd_.note, "usable": _usable(c, pd_), "missing": ""})
     return pd.DataFrame(rows)
 
 
-def oriented(row: dict, a: str, b: str) -> dict:
-    """A pairwise row read as ``a - b``: differences, intervals and effect sizes change sign when flipped."""
-    if (row["a"], row["b"]) == (a, b):
-        return row
-    flipped = {**row, "a": a, "b": b, "mean_a": row["mean_b"], "mean_b": row["mean_a"]}
-    flipped.update(n_a=row["n_b"], n_b=row["n_a"])
-    for key in ("mean_diff", "median_diff", "d_z", "d", "cliffs_delta"):
-        flipped[key] = -row[key]
-    for low, high in (("ci_low", "ci_high"), ("unpaired_ci_low", "unpaired_ci_high")):
-        flipped[low], flipped[high] = -row[high], -row[low]
-    return flipped
+def _margin_tests(a: stats.Sample, b: stats.Sample, margin: float, alpha: float) -> decision.MarginTests:
+    if stats.design(a, b) == stats.UNPAIRED:
+        return decision.margin_tests_unpaired(a.values, b.values, margin, alpha)
+    return decision.margin_tests(a.values - b.values, margin, alpha)
 
 
-VERDICT_EVIDENCE = (
-    "design", "n_a", "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high", "rank_test", "rank_p_holm",
-    "mean_test", "mean_p_holm", "d_z", "d", "cliffs_delta", "outcome",
-)
-VERDICT_COLUMNS = [
-    "expectation", "claim", "a", "b", "relation", *VERDICT_EVIDENCE, "tost_p", "missing", "verdict", "overall"
-]
+def mean_contrasts(pairs: pd.DataFrame, pool: dict[str, stats.Sample], margin: float, alpha: float) -> pd.DataFrame:
+    """Margin tests of every run mean pair; Holm over the distinct usable pairs (the confirmatory family)."""
+    rows = pairs[(pairs.endpoint == "mean") & (pairs.kind != decision.NOT_RUN)]
+    canon = {frozenset((a, b)): (a, b) for a, b in zip(rows.a, rows.b, strict=True)}
+    raw = {key: _margin_tests(pool[a], pool[b], margin, alpha) for key, (a, b) in canon.items()}  # once per pair
+    family = sorted({frozenset((a, b)) for a, b in zip(rows.a[rows.usable], rows.b[rows.usable], strict=True)},
+                    key=lambda k: list(canon).index(k))
+    adjusted = dict(zip(family, decision.holm_family([raw[k] for k in family]), strict=True))
+    out = []
+    for row in rows.to_dict("records"):
+        key = frozenset((row["a"], row["b"]))
+        t = adjusted.get(key, raw[key]) if row["usable"] else raw[key]
+        t = t if canon[key] == (row["a"], row["b"]) else _flip(t)
+        out.append({"index": row["_index"], "tests": t, "in_family": key in adjusted})
+    return pd.DataFrame(out, columns=["index", "tests", "in_family"]).set_index("index")
 
 
-def verdicts(
-    tests: pd.DataFrame,
-    pool: dict[str, stats.Sample],
-    alpha: float,
-    margin: float,
-    expectations: Sequence[Expectation] = EXPECTATIONS,
-) -> pd.DataFrame:
-    """One row per (expectation, regime pair): the evidence, the pair's verdict and the expectation's overall one."""
-    rows_by_pair = {frozenset((r["a"], r["b"])): r for r in tests.to_dict("records")}
+def pair_verdicts(pairs: pd.DataFrame, pool: dict[str, stats.Sample], margin: float, alpha: float) -> pd.DataFrame:
+    """Every run mean pair's margin tests (Holm-adjusted where it is in the confirmatory family) and verdict."""
+    means = mean_contrasts(pairs, pool, margin, alpha)
+    rows = pairs.loc[means.index] if len(means) else pairs.iloc[:0]
+    position = [decision.where(t, alpha) for t in means.tests]
+    verdict = [decision.verdict(relation, w) if usable else ""
+               for relation, w, usable in zip(rows.relation, position, rows.usable, strict=True)]
+    return means.assign(position=position, verdict=verdict)
+
+
+def _hodges_lehmann(pool: dict[str, stats.Sample], a: str, b: str, level: float, cache: dict) -> tuple:
+    """HL shift of a - b, computed once per unordered pair (the shift of b - a is its mirror image)."""
+    key = frozenset((a, b))
+    if key not in cache:
+        cache[key] = (a, stats.hodges_lehmann(pool[a].values - pool[b].values, level))
+    first, (hl, low, high) = cache[key]
+    return (hl, low, high) if first == a else (-hl, -high, -low)
+
+
+def evaluate_claims(
+    pairs: pd.DataFrame, pool: dict[str, stats.Sample], cfg: DictConfig, boot: stats.Bootstrap
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per claim pair with its evidence and verdict, one row per claim with its verdict)."""
+    s = cfg.stats
+    alpha, level, margin = s.alpha, 1 - s.alpha, s.margin
+    pairs = pairs.assign(_index=np.arange(len(pairs))).set_index("_index", drop=False)
+    means = pair_verdicts(pairs, pool, margin, alpha)
+    family = max(1, len({frozenset((pairs.a[i], pairs.b[i])) for i in means.index[means.in_family.astype(bool)]}))
+    spread_rows = pairs[(pairs.endpoint == "spread") & (pairs.kind != decision.NOT_RUN)]
+    paired = np.array([stats.design(pool[a], pool[b]) != stats.UNPAIRED for a, b in zip(spread_rows.a, spread_rows.b,
+                                                                                          strict=True)], dtype=bool)
+    spread = {}
+    if paired.any():  # one paired bootstrap for every paired ratio
+        a = np.vstack([pool[r].values for r in spread_rows.a[paired]])
+        b = np.vstack([pool[r].values for r in spread_rows.b[paired]])
+        low, high = stats.sd_ratio_cis(a, b, boot, "spread")
+        spread = dict(zip(spread_rows._index[paired], zip(stats.log_sd_ratio(a, b), low, high, strict=True),
+                          strict=True))
+    for row in spread_rows[~paired].to_dict("records"):  # different seeds: each regime resampled on its own
+        x, y = pool[row["a"]].values, pool[row["b"]].values
+        ci = stats.bootstrap_ci([x, y], stats.log_sd_ratio, boot, "spread|unpaired")
+        spread[row["_index"]] = (float(stats.log_sd_ratio(x, y)), *ci)
+    rows, hl_cache = [], {}
+    for row in pairs.to_dict("records"):
+        out = {k: v for k, v in row.items() if k != "_index"}
+        if row["kind"] == decision.NOT_RUN:
+            rows.append({**out, "verdict": decision.NOT_RUN})
+            continue
+        x, y = pool[row["a"]].values, pool[row["b"]].values
+        if row["endpoint"] == "mean":
+            t = means.at[row["_index"], "tests"]
+            out.update(
+                estimate=t.estimate, low=t.low, high=t.high, pct=100 * t.estimate / y.mean(),
+                p_below=t.p_below, p_above=t.p_above, p_inside=t.p_inside,
+                position=means.at[row["_index"], "position"], verdict=means.at[row["_index"], "verdict"],
+                in_family=bool(means.at[row["_index"], "in_family"]),
+                negligible=decision.negligible(t.low, t.high, margin), n=min(len(x), len(y)),
+                position_95=decision.locate(t.low, t.high, margin), family=family,
+            )
+            if stats.design(pool[row["a"]], pool[row["b"]]) != stats.UNPAIRED:  # endpoints on the pairs
+                d = x - y
+                hl, hl_low, hl_high = _hodges_lehmann(pool, row["a"], row["b"], level, hl_cache)
+                sd = float(d.std(ddof=1))
+                out.update(
+                    hl=hl, hl_low=hl_low, hl_high=hl_high, within_margin=float(np.mean(np.abs(d) < margin)),
+                    diff_min=float(d.min()), diff_max=float(d.max()),
+                    kurtosis=float(pd.Series(d).kurt()) if sd > 0 else 0.0, sd_diff=sd,
+                    # at the family's Bonferroni level (Holm's first step), so that "needs n" means the verdict
+                    # would settle even after the correction
+                    needed=decision.repeats_needed(t.estimate, sd, margin,
+                                                   alpha / family if out["in_family"] else alpha),
+                )
+        else:
+            ratio, low, high = spread[row["_index"]]
+            position = decision.locate(low, high, float(np.log1p(s.spread_margin)))
+            out.update(estimate=float(np.exp(ratio)), low=float(np.exp(low)), high=float(np.exp(high)),
+                       position=position, n=len(x),
+                       verdict=decision.verdict(row["relation"], position) if row["usable"] else "")
+        rows.append(out)
+    evidence = pd.DataFrame(rows)
+    prob = evidence[(evidence.endpoint == "mean") & (evidence.kind != decision.NOT_RUN)]
+    if "hl" in prob:
+        prob = prob[prob.hl.notna()]
+    if len(prob):
+        shares = np.vstack([stats.lower_share(pool[a].values, pool[b].values) for a, b in zip(prob.a, prob.b,
+                                                                                                strict=True)])
+        low, high = stats.bootstrap_cis(shares, np.mean, boot, "p_lower")
+        evidence.loc[prob.index, "p_lower"] = shares.mean(axis=1)
+        evidence.loc[prob.index, "p_lower_low"], evidence.loc[prob.index, "p_lower_high"] = low, high
+    return evidence, claim_verdicts(evidence)
+
+
+def claim_verdicts(evidence: pd.DataFrame) -> pd.DataFrame:
+    """A claim's verdict from its usable pairs: the one they reach without conflict; for a claim about
+    regimes as wholes (every pair must hold), contradicted when any pair is, supported when all are."""
     rows = []
-    for e in expectations:
-        start = len(rows)
-        for a, b in e.pairs:
-            base = {"expectation": e.number, "claim": e.claim, "a": a, "b": b, "relation": e.relation}
-            absent = [r for r in (a, b) if r not in pool]
-            if absent:
-                rows.append({**base, "verdict": stats.INCONCLUSIVE, "missing": " and ".join(absent)})
-                continue
-            row = oriented(rows_by_pair[frozenset((a, b))], a, b)
-            tost = stats.equivalence_p(pool[a], pool[b], margin) if e.relation == "equal" else float("nan")
-            verdict = stats.pair_verdict(row, e.relation, alpha, tost)
-            rows.append({**base, **{k: row[k] for k in VERDICT_EVIDENCE}, "tost_p": tost, "verdict": verdict})
-        overall = stats.combine([r["verdict"] for r in rows[start:]])
-        for r in rows[start:]:
-            r["overall"] = overall
-    return pd.DataFrame(rows).reindex(columns=VERDICT_COLUMNS)
+    for key, group in evidence.groupby("key", sort=False):
+        claim = next(c for c in claimlist.ALL if c.key == key)
+        used = group[group.usable]
+        if (group.kind == decision.NOT_RUN).all():
+            verdict, basis = decision.NOT_RUN, "not run: " + ", ".join(sorted(set(group.missing) - {""}))
+        elif used.empty:
+            verdict, basis = decision.INCONCLUSIVE, "no pair in this study differs in that factor alone"
+        elif claim.factor is None:
+            v = list(used.verdict)
+            verdict = (decision.CONTRADICTED if decision.CONTRADICTED in v
+                       else decision.SUPPORTED if set(v) == {decision.SUPPORTED} else decision.INCONCLUSIVE)
+            basis = "every pair"
+        else:
+            verdict = decision.combine(list(used.verdict))
+            basis = ", ".join(f"{a} vs {b}" for a, b in zip(used.a, used.b, strict=True))
+        rows.append({"key": key, "source": claim.source, "claim": claim.text, "endpoint": claim.endpoint,
+                     "verdict": verdict, "basis": basis})
+    return pd.DataFrame(rows)
+
+
+def sensitivity(pairs: pd.DataFrame, pool: dict[str, stats.Sample], cfg: DictConfig,
+                verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Each mean claim's verdict at ``stats.margin`` (``verdicts``) and at the margin times each factor of
+    ``stats.margin_sensitivity``."""
+    mean_pairs = pairs[pairs.endpoint == "mean"].assign(_index=lambda t: np.arange(len(t)))
+    mean_pairs = mean_pairs.set_index("_index", drop=False)
+    means = verdicts[verdicts.endpoint == "mean"].set_index("key").verdict
+    table = {}
+    for factor in sorted({1.0, *cfg.stats.margin_sensitivity}):
+        margin = factor * cfg.stats.margin
+        if factor == 1.0:
+            table[margin] = means
+            continue
+        run = mean_pairs[mean_pairs.kind != decision.NOT_RUN]
+        verdicts = pair_verdicts(mean_pairs, pool, margin, cfg.stats.alpha).verdict
+        judged = mean_pairs.assign(verdict=decision.NOT_RUN)
+        judged.loc[run.index, "verdict"] = verdicts.loc[run.index]
+        table[margin] = claim_verdicts(judged).set_index("key").verdict
+    return pd.DataFrame(table)
+
+
+# --- published vs reproduced -------------------------------------------------------------------------
+
+
+def published_figures(name: str) -> pd.DataFrame | None:
+    """The write-up's own table for series ``name`` (``pipeline/resources/published_<name>.csv``), if any."""
+    path = resources.files("pipeline.resources").joinpath(f"published_{name}.csv")
+    return pd.read_csv(BytesIO(path.read_bytes())) if path.is_file() else None
+
+
+def published_vs_reproduced(
+    published: pd.DataFrame | None, pool: dict[str, stats.Sample], draws: int, seed: int
+) -> pd.DataFrame:
+    """Per published run: its mean and SD beside the pool's, and how often a study of as many repeats drawn
+    from the pool is at least that far from the pool's mean (and SD)."""
+    if published is None:
+        return pd.DataFrame()
+    rows = []
+    for r in published.itertuples():
+        if r.regime not in pool:
+            rows.append({"regime": r.regime, "run": r.run, "repeats": r.repeats, "mean": r.mean, "std": r.std,
+                         "missing": True})
+            continue
+        values = pool[r.regime].values
+        studies = stats.resampled_studies(values, int(r.repeats), draws, stats.rng_for(seed, "published"))
+        pool_mean, pool_sd = float(values.mean()), float(values.std(ddof=1))
+        means, sds = studies.mean(axis=1), studies.std(axis=1, ddof=1)
+        rows.append({
+            "regime": r.regime, "run": r.run, "repeats": r.repeats, "mean": r.mean, "std": r.std,
+            "pool_mean": pool_mean, "pool_std": pool_sd,
+            "p_mean": float(np.mean(np.abs(means - pool_mean) >= abs(r.mean - pool_mean))),
+            "p_std": float(np.mean(np.abs(sds - pool_sd) >= abs(r.std - pool_sd))), "missing": False,
+        })
+    return pd.DataFrame(rows)
+
+
+def a_vs_a(published: pd.DataFrame | None, pool: dict[str, stats.Sample], draws: int, seed: int) -> dict:
+    """Finding 1: how far apart two studies of 10 repeats of one regime land, drawn from the pool."""
+    spec = claimlist.A_VS_A
+    out = {k: spec[k] for k in ("key", "source", "text", "regime", "repeats", "claimed")}
+    if spec["regime"] not in pool:
+        return {**out, "verdict": decision.NOT_RUN}
+    values = pool[spec["regime"]].values
+    rng = stats.rng_for(seed, "a_vs_a")
+    first, second = (stats.resampled_studies(values, spec["repeats"], draws, rng) for _ in range(2))
+    gaps = {"mean": np.abs(first.mean(axis=1) - second.mean(axis=1)),
+            "std": np.abs(first.std(axis=1, ddof=1) - second.std(axis=1, ddof=1))}
+    runs = published[published.regime == spec["regime"]] if published is not None else pd.DataFrame()
+    verdicts = []
+    for what, gap in gaps.items():
+        q = np.quantile(gap, [0.025, 0.25, 0.5, 0.75, 0.975])
+        out[what] = dict(zip(("q025", "q25", "median", "q75", "q975"), map(float, q), strict=True))
+        if len(runs) == 2:
+            observed = float(abs(np.diff(runs[what].to_numpy())[0]))
+            out[what].update(published=observed, p_published=float(np.mean(gap >= observed)))
+        claimed = spec["claimed"]
+        verdicts.append(decision.SUPPORTED if q[1] <= claimed <= q[3]
+                        else decision.CONTRADICTED if not q[0] <= claimed <= q[4] else decision.INCONCLUSIVE)
+    out["verdict"] = decision.combine(verdicts)
+    return out
+
+
+# --- the seed's SE follow-up, forecasts, metrics -----------------------------------------------------
 
 
 def se_table(pool: dict[str, stats.Sample], cfg: DictConfig) -> pd.DataFrame:
-    """Standard error of each regime's mean for study sizes up to its pool, resampled and by formula."""
+    """Standard error of each regime's mean for study sizes up to its pool, resampled and by formula (the
+    write-up's proposed follow-up; sd/sqrt(n) by construction). Regimes of one pool size share the draws."""
     rows = []
+    by_size: dict[int, list[str]] = {}
     for name, sample in pool.items():
-        n_pool = len(sample.values)
+        by_size.setdefault(len(sample.values), []).append(name)
+    for n_pool, names in by_size.items():
         sizes = [n for n in cfg.se_repeats if n <= n_pool] or [n_pool]
-        rng = stats.rng_for(cfg.bootstrap_seed, "se")  # the same draws for every regime, as for the intervals
-        resampled = stats.se_by_repeats(sample.values, sizes, cfg.se_draws, rng)
-        sd = float(np.std(sample.values, ddof=1))
-        for n, se in zip(sizes, resampled, strict=True):
-            rows.append({"regime": name, "repeats": n, "se_resampled": float(se), "se_formula": sd / np.sqrt(n)})
-    return pd.DataFrame(rows)
+        rng = stats.rng_for(cfg.bootstrap_seed, "se")
+        resampled = stats.se_by_repeats(np.vstack([pool[n].values for n in names]), sizes, cfg.se_draws, rng)
+        for name, se_row in zip(names, resampled, strict=True):
+            sd = float(np.std(pool[name].values, ddof=1))
+            rows += [{"regime": name, "repeats": n, "se_resampled": float(se), "se_formula": sd / np.sqrt(n)}
+                     for n, se in zip(sizes, se_row, strict=True)]
+    order = {name: i for i, name in enumerate(pool)}
+    return pd.DataFrame(rows).sort_values("regime", key=lambda r: r.map(order), kind="stable", ignore_index=True)
 
 
 def median_forecasts(results: pd.DataFrame, forecasts: pd.DataFrame, order: list[str]) -> pd.DataFrame:
@@ -179,12 +381,13 @@ def median_forecasts(results: pd.DataFrame, forecasts: pd.DataFrame, order: list
     return pd.concat(frames, ignore_index=True)
 
 
-def metrics(summary: pd.DataFrame, baselines: pd.DataFrame) -> dict:
+def metrics(summary: pd.DataFrame, baselines: pd.DataFrame, verdicts: pd.DataFrame) -> dict:
     out = {
         regime: {stat.replace("%", "pct"): float(summary.at[stat, regime]) for stat in summary.index}
         for regime in summary.columns
     }
     out["baselines"] = {row.model: float(row.rmse) for row in baselines.itertuples()}
+    out["verdicts"] = dict(zip(verdicts.key, verdicts.verdict, strict=True))
     return out
 
 
@@ -197,6 +400,9 @@ def bootstrap_spec(cfg: DictConfig) -> stats.Bootstrap:
     for key in ("bootstrap_resamples", "se_draws"):
         if cfg[key] < 2:
             raise ConfigError(f"stats.{key} must be at least 2, got {cfg[key]!r}: e.g. stats.{key}=2000.")
+    if not cfg.margin > 0 or not cfg.spread_margin > 0 or not all(f > 0 for f in cfg.margin_sensitivity):
+        raise ConfigError("stats.margin, stats.spread_margin and every stats.margin_sensitivity factor must be > 0, "
+                          f"got {cfg.margin!r}, {cfg.spread_margin!r}, {list(cfg.margin_sensitivity)!r}.")
     return stats.Bootstrap(cfg.bootstrap_resamples, cfg.bootstrap_seed, cfg.bootstrap_method, 1 - alpha)
 
 
@@ -217,16 +423,32 @@ def run(cfg: DictConfig, root: Path) -> Comparison:
     if not p.raw.is_file():
         raise FileNotFoundError(f"{p.raw} is missing: the report records its checksum; run the fetch stage.")
     order = list(dict.fromkeys(results.regime))
+    records = {r.name: r for r in regimes(cfg)}
+    unknown = [r for r in order if r not in records]
+    if unknown:
+        raise ValueError(f"{p.results} holds regimes {unknown} that the config does not select: "
+                         "rerun evaluate, or select them (regime=[...]).")
     pool = samples(results, order)
     boot = bootstrap_spec(cfg.stats)
-    tests = stats.pairwise(pool, boot, cfg.stats.alpha)
+    n_train = train_pairs(p.raw, cfg)
+    groups = stats.twins(pool)
+    pairs = claim_pairs(pool, records, n_train)
+    evidence, verdicts = evaluate_claims(pairs, pool, cfg, boot)
+    published = published_figures(cfg.data.name)
+    draws, seed = cfg.stats.se_draws, cfg.stats.bootstrap_seed
     tables = report.Tables(
         results=results,
         summary=describe(results, order),
         intervals=intervals(pool, boot, baselines),
         baselines=baselines,
-        tests=tests,
-        verdicts=verdicts(tests, pool, cfg.stats.alpha, cfg.stats.equivalence_margin),
+        tests=stats.pairwise({g: pool[g] for g in groups}, boot, cfg.stats.alpha),
+        twins=groups,
+        factors=pd.DataFrame(contrasts.factor_table([records[r] for r in order], n_train)),
+        evidence=evidence,
+        verdicts=verdicts,
+        sensitivity=sensitivity(pairs, pool, cfg, verdicts),
+        published=published_vs_reproduced(published, pool, draws, seed),
+        a_vs_a=a_vs_a(published, pool, draws, seed),
         se=se_table(pool, cfg.stats),
         forecasts=median_forecasts(results, forecasts, order),
     )
@@ -237,16 +459,16 @@ def write(cfg: DictConfig, p: Paths, tables: report.Tables) -> Comparison:
     io.write_csv(p.summary, tables.summary.reset_index(names="statistic"))
     io.write_csv(p.intervals, tables.intervals)
     io.write_csv(p.tests, tables.tests)
-    io.write_csv(p.verdicts, tables.verdicts)
+    io.write_csv(p.verdicts, tables.evidence)
     io.write_csv(p.se_repeats, tables.se)
-    io.write_json(p.metrics, metrics(tables.summary, tables.baselines))
+    io.write_json(p.metrics, metrics(tables.summary, tables.baselines, tables.verdicts))
     write_plot_data(p.se_data, tables.se, ["repeats", "se_resampled", "se_formula"])
     write_plot_data(p.forecast_data, tables.forecasts, ["step", "period", "actual", "forecast"])
     plots = report.Plots(boxplot=p.boxplot, se=p.se_plot, forecasts=p.forecast_plot)
-    report.draw(tables, plots)
+    report.draw(cfg, tables, plots)
     report.write(cfg, tables, plots, data.file_sha256(p.raw), p.studies, p.report_md, p.report_html)
     print(tables.summary.to_string(float_format=lambda v: f"{v:.3f}"))
-    print(report.verdict_overview(tables.verdicts).to_string())
+    print(tables.verdicts[["key", "claim", "verdict"]].to_string(index=False))
     tables_written = (p.summary, p.intervals, p.tests, p.verdicts, p.se_repeats, p.metrics)
     plot_data = (*sorted(p.se_data.glob("*.csv")), *sorted(p.forecast_data.glob("*.csv")))
     return Comparison(

@@ -105,6 +105,19 @@ def rate(successes: Iterable[bool]) -> dict[str, float | int]:
     return {"count": k, "n": n, "share": k / n if n else float("nan"), "ci_low": float(low), "ci_high": float(high)}
 
 
+def rate_verdict(r: Mapping[str, float | int], claimed: bool = True) -> str:
+    """A claim that a run shows an outcome (``claimed``) or shows it never happens (``claimed=False``), judged on
+    the rate over seeds: supported when its 95% interval lies wholly on the claimed side of one half (most seeds
+    agree), contradicted when wholly on the other side, inconclusive when the seeds split about evenly."""
+    low, high = (r["ci_low"], r["ci_high"]) if claimed else (1 - r["ci_high"], 1 - r["ci_low"])
+    return "supported" if low > 0.5 else "contradicted" if high < 0.5 else "inconclusive"
+
+
+def claims_table(rows: Iterable[Mapping[str, str]]) -> pd.DataFrame:
+    """The write-up's claims as a study section shows them: claim, what was measured, verdict."""
+    return pd.DataFrame(list(rows), columns=["claim (write-up)", "measured over seeds", "verdict"])
+
+
 def describe(values: Iterable[float]) -> dict[str, float]:
     """Mean, standard deviation and five-number summary of one outcome over seeds."""
     v = np.asarray(list(values), dtype=np.float64)

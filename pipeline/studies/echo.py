@@ -135,8 +135,31 @@ def targets(sequences: Sequence[Sequence[int]]) -> np.ndarray:
     return np.array([s[1:] for s in sequences])
 
 
+def correct_from_results(results: pd.DataFrame, sequences: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+    """Per model, (seeds, sequences, steps) booleans read back from the results table's predictions column."""
+    expected = targets(sequences)
+    return {
+        name: np.stack([np.array([[int(c) for c in group] for group in text.split(" ")]) == expected
+                        for text in results[f"{name}_predictions"]])
+        for name in MODELS
+    }
+
+
+def mcnemar_exact(first: np.ndarray, second: np.ndarray) -> dict[str, Any]:
+    """Exact McNemar test on paired successes (same seeds): only seeds where the two models differ count."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    first, second = np.asarray(first, dtype=bool), np.asarray(second, dtype=bool)
+    table = [[int(np.sum(first & second)), int(np.sum(first & ~second))],
+             [int(np.sum(~first & second)), int(np.sum(~first & ~second))]]
+    result = mcnemar(table, exact=True)
+    return {"both": table[0][0], "first_only": table[0][1], "second_only": table[1][0], "neither": table[1][1],
+            "pvalue": float(result.pvalue)}
+
+
 def summarise(correct: dict[str, np.ndarray], final_loss: dict[str, np.ndarray], sequences) -> dict[str, Any]:
-    """``correct[name]``: (seeds, sequences, steps) booleans; ``final_loss[name]``: (seeds,). Rates over seeds."""
+    """``correct[name]``: (seeds, sequences, steps) booleans; ``final_loss[name]``: (seeds,). Rates over seeds,
+    and the LSTM against the control seed by seed (exact McNemar on solving both sequences)."""
     cap = memoryless_cap(sequences)
     conflict = conflicting(sequences)
     out: dict[str, Any] = {"memoryless_cap": cap}
@@ -150,7 +173,32 @@ def summarise(correct: dict[str, np.ndarray], final_loss: dict[str, np.ndarray],
             "above_cap": common.rate(acc > cap + 1e-9),
             "final_loss": common.describe(final_loss[name]),
         }
+    solved = {name: c.reshape(len(c), -1).all(axis=1) for name, c in correct.items()}
+    out["lstm_vs_control"] = mcnemar_exact(solved["lstm"], solved["control"])
     return out
+
+
+def claims(summary: dict[str, Any], alpha: float = 0.05) -> pd.DataFrame:
+    """A verdict on each claim of the write-up, from the rates over seeds (``common.rate_verdict``)."""
+    lstm, control, test = summary["lstm"], summary["control"], summary["lstm_vs_control"]
+    better = test["first_only"] > test["second_only"] and test["pvalue"] < alpha
+    worse = test["first_only"] < test["second_only"] and test["pvalue"] < alpha
+    return common.claims_table([
+        {"claim (write-up)": "The stateful LSTM learns both sequences, predicting every step",
+         "measured over seeds": f"solves both: {common.rate_text(lstm['solved'])}",
+         "verdict": common.rate_verdict(lstm["solved"])},
+        {"claim (write-up)": "It uses the sequence's first symbol to resolve the conflicting step",
+         "measured over seeds": f"conflicting steps right: {common.rate_text(lstm['conflicting_steps_right'])}",
+         "verdict": common.rate_verdict(lstm["conflicting_steps_right"])},
+        {"claim (write-up)": "Memory is what solves it: the stateful LSTM beats the same network without state",
+         "measured over seeds": (f"seeds solved by the LSTM alone {test['first_only']}, by the control alone "
+                                 f"{test['second_only']}; exact McNemar p = {test['pvalue']:.2g}"),
+         "verdict": "supported" if better else "contradicted" if worse else "inconclusive"},
+        {"claim (write-up)": "A network without memory cannot learn the problem",
+         "measured over seeds": (f"control above the {summary['memoryless_cap']:.1%} cap: "
+                                 f"{common.rate_text(control['above_cap'])}"),
+         "verdict": common.rate_verdict(control["above_cap"], claimed=False)},
+    ])
 
 
 def step_table(correct: dict[str, np.ndarray], predicted: dict[str, np.ndarray], sequences) -> pd.DataFrame:
@@ -230,6 +278,18 @@ def report(summary: dict[str, Any], steps: pd.DataFrame, section: DictConfig, md
         "The state carries that symbol forward only if the dynamics the LSTM develops for the other steps happen "
         "to keep it; training cannot aim for it. Hence a rate over seeds rather than a yes or no, and no promise "
         "that more epochs raise it (try `echo.epochs`).",
+        "",
+        "**LSTM against the control, seed by seed.** Both models train from the same seeds, so solving is a paired "
+        f"outcome: in {summary['lstm_vs_control']['both']} seeds both solve, in "
+        f"{summary['lstm_vs_control']['first_only']} only the LSTM, in {summary['lstm_vs_control']['second_only']} "
+        f"only the control, in {summary['lstm_vs_control']['neither']} neither. The exact McNemar test, which counts "
+        f"only the seeds where they differ, gives p = {summary['lstm_vs_control']['pvalue']:.2g}.",
+        "",
+        "**The write-up's claims.** A claim shown by one run is read as \"most seeds do this\": supported when the "
+        "95% interval of the rate lies wholly above one half, contradicted when wholly below, inconclusive when the "
+        "seeds split too evenly to tell.",
+        "",
+        common.markdown_table(claims(summary)),
         "",
         "Per-step predictions (share of seeds right, and the symbol most seeds predict):",
         "",
