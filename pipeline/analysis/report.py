@@ -15,6 +15,7 @@ import math
 import mimetypes
 import os
 import platform
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from importlib import metadata
@@ -526,7 +527,7 @@ def pairwise_section(cfg: DictConfig, tables: Tables) -> str:
         for r in tables.tests.to_dict("records")
     ]
     merged = [g for g in tables.twins.values() if len(g) > 1]
-    twins = "; ".join(" = ".join(f"`{n}`" for n in g) for g in merged) or "none"
+    twins = "; ".join(" = ".join(g) for g in merged) or "none"  # plain: markdown is not rendered in <summary>
     paired = tables.tests[tables.tests.design == stats.PAIRED]
     ratio = paired.width_ratio
     pairing = ""
@@ -691,6 +692,9 @@ def to_html(text: str, base: Path) -> str:
     """Render the report's markdown, embedding each local image as base64 and marking verdict cells."""
     tokens = _MD.parse(text)
     for i, token in enumerate(tokens):
+        if token.type == "heading_open":  # GitHub's anchors, so the report's #links work in the HTML too
+            slug = re.sub(r"[^\w\- ]", "", tokens[i + 1].content.lower()).strip().replace(" ", "-")
+            token.attrSet("id", slug)
         if token.type == "td_open" and tokens[i + 1].content in VERDICT_WORDS:
             token.attrSet("class", tokens[i + 1].content.replace(" ", "-"))
         for child in token.children or []:
