@@ -49,17 +49,17 @@ def heatmap(effects: pd.DataFrame, path: Path) -> None:
     values = per_series.pivot(index="series", columns="contrast", values="effect").loc[verdicts.index]
     order = list(VERDICT_COLORS)
     codes = verdicts.apply(lambda col: col.map(order.index)).to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(1.0 * verdicts.shape[1] + 3, 0.3 * verdicts.shape[0] + 1.5))
+    fig, ax = plt.subplots(figsize=(0.75 * verdicts.shape[1] + 2.5, 0.3 * verdicts.shape[0] + 1.8))
     ax.imshow(codes, cmap=ListedColormap(list(VERDICT_COLORS.values())), vmin=-0.5, vmax=len(order) - 0.5,
               aspect="auto")
     for (i, j), value in np.ndenumerate(values.to_numpy()):
         ax.text(j, i, f"{100 * value:+.1f}", ha="center", va="center", fontsize=6)
     ax.set_xticks(range(verdicts.shape[1]), verdicts.columns)
     ax.set_yticks(range(verdicts.shape[0]), verdicts.index, fontsize=7)
-    ax.set_xlabel("contrast (expectation); cells: effect in % of persistence RMSE")
+    ax.set_xlabel("contrast (expectation); cells: effect in % of persistence RMSE", fontsize=8)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in VERDICT_COLORS.values()]
-    ax.legend(handles, order, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4, fontsize=7)
-    fig.tight_layout()
+    fig.legend(handles, order, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     report._save(fig, path)
 
 
@@ -67,9 +67,27 @@ def _pct(value: float) -> str:
     return "n/a" if not np.isfinite(value) else f"{100 * value:+.2f}%"
 
 
+def _answers(pooled: pd.DataFrame, columns: list[str]) -> str:
+    table = pooled.assign(
+        pooled_effect=pooled.pooled.map(_pct),
+        ci=[f"{_pct(lo)} to {_pct(hi)}" for lo, hi in zip(pooled.ci_low, pooled.ci_high, strict=True)],
+        prediction=[f"{_pct(lo)} to {_pct(hi)}" for lo, hi in zip(pooled.pi_low, pooled.pi_high, strict=True)],
+        tau2=pooled.tau2.map(lambda v: f"{v:.2g}"), i2=pooled.i2.map(lambda v: f"{100 * v:.0f}%"),
+        across_series=[meta.tally(r) for _, r in pooled.iterrows()],
+    )
+    return report._table(table[columns])
+
+
+def _in_words(row: pd.Series) -> str:
+    return (f"- **{row['contrast']}** {row['claim']} ({row['a']} vs {row['b']}): **{row['verdict']}** across the "
+            f"panel, pooled effect {_pct(row['pooled'])} (95% CI {_pct(row['ci_low'])} to {_pct(row['ci_high'])}); "
+            f"{meta.tally(row)}.")
+
+
 def markdown(
-    name: str, margin: float, settings: str, pooled: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame,
-    features: pd.DataFrame, winners: pd.DataFrame, plots: dict[str, str],
+    name: str, margin: float, settings: str, pooled: pd.DataFrame, by_frequency: pd.DataFrame,
+    summary: pd.DataFrame, baselines: pd.DataFrame, features: pd.DataFrame, winners: pd.DataFrame,
+    plots: dict[str, str],
 ) -> str:
     lines = [
         f"# Does the answer generalise? The state regimes across the {name} panel",
@@ -80,19 +98,24 @@ def markdown(
         "RMSE. A verdict is decided by where the 95% interval lies against ±margin (supported, contradicted, "
         "equivalent, inconclusive).",
         "",
+        "Scope: these series, their last test windows (origins) and this model setting; the intervals cover "
+        "training randomness within a series and, pooled, the spread between series.",
+        "",
         "## Answers",
         "",
+        *[_in_words(r) for _, r in pooled.iterrows()],
+        "",
+        _answers(pooled, ["contrast", "a", "b", "pooled_effect", "ci", "prediction", "tau2", "i2", "verdict",
+                          "across_series"]),
+        "",
+        "The prediction interval is where the effect on a new series like these is expected to lie; "
+        "tau² is the between-series variance of the effect and I² the share of the spread it explains.",
+        "",
+        "### By frequency (should I use it on my monthly series?)",
+        "",
+        _answers(by_frequency, ["contrast", "frequency", "pooled_effect", "ci", "verdict", "across_series"]),
+        "",
     ]
-    table = pooled.assign(
-        pooled_effect=pooled.pooled.map(_pct),
-        ci=[f"{_pct(lo)} to {_pct(hi)}" for lo, hi in zip(pooled.ci_low, pooled.ci_high, strict=True)],
-        prediction=[f"{_pct(lo)} to {_pct(hi)}" for lo, hi in zip(pooled.pi_low, pooled.pi_high, strict=True)],
-        across_series=[meta.tally(r) for _, r in pooled.iterrows()],
-    )
-    lines += [report._table(table[["contrast", "claim", "a", "b", "pooled_effect", "ci", "prediction", "tau2",
-                                   "i2", "verdict", "across_series"]]), ""]
-    lines += ["The prediction interval is where the effect on a new series like these is expected to lie; "
-              "tau² is the between-series variance of the effect and I² the share of the spread it explains.", ""]
     lines += [f"![verdicts by series]({plots['heatmap']})", ""]
     lines += ["## Forest plots", ""] + [f"![{label}]({src})" for label, src in plots.items() if label != "heatmap"]
     lines += ["", "## Regimes by series (mean relative RMSE over origins and repeats)", ""]

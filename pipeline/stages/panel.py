@@ -81,20 +81,34 @@ def run(cfg: DictConfig, root: Path, series_dir: Path = series.SERIES_DIR) -> Pa
                           "select both regimes of at least one pair, e.g. regime=[stateful,stateless].")
     effects = meta.effects(outcome.results, contrast_list, cfg.panel.margin, cfg.stats.alpha)
     pooled = meta.pooled(effects, contrast_list, cfg.panel.margin, cfg.stats.alpha)
+    by_frequency = pooled_by_frequency(panel, effects, contrast_list, cfg.panel.margin, cfg.stats.alpha)
     return PanelOutcome(outcome.results, outcome.baselines, effects, pooled, computed,
-                        write_outputs(cfg, root, panel, outcome, effects, pooled))
+                        write_outputs(cfg, root, panel, outcome, effects, pooled, by_frequency))
+
+
+def pooled_by_frequency(
+    panel: list[series.PanelSeries], effects: pd.DataFrame, contrast_list: list[meta.Contrast], margin: float,
+    alpha: float,
+) -> pd.DataFrame:
+    """The meta-analysis within each frequency (monthly, quarterly, annual) of the panel."""
+    parts = []
+    for frequency in dict.fromkeys(ps.spec.frequency for ps in panel):
+        names = {ps.name for ps in panel if ps.spec.frequency == frequency}
+        part = meta.pooled(effects[effects.series.isin(names)], contrast_list, margin, alpha)
+        parts.append(part.assign(frequency=frequency))
+    return pd.concat(parts, ignore_index=True).sort_values(["contrast", "frequency"], kind="stable")
 
 
 def write_outputs(
     cfg: DictConfig, root: Path, panel: list[series.PanelSeries], outcome: SeriesResults, effects: pd.DataFrame,
-    pooled: pd.DataFrame,
+    pooled: pd.DataFrame, by_frequency: pd.DataFrame,
 ) -> tuple[Path, ...]:
     out = Path(root) / cfg.paths.panel
     summary = summarise(outcome.results)
     feature_table = features.table(panel, outcome.results)
     winners = features.winners_by_kind(feature_table)
     tables = {"results": outcome.results, "baselines": outcome.baselines, "summary": summary, "effects": effects,
-              "pooled": pooled, "features": feature_table}
+              "pooled": pooled, "pooled_by_frequency": by_frequency, "features": feature_table}
     files = []
     for name, table in tables.items():
         io.write_csv(out / f"{name}.csv", table)
@@ -114,8 +128,8 @@ def write_outputs(
     settings = (f"{len(cfg.regime)} regimes, {cfg.panel.repeats} repeats per regime, series and origin, "
                 f"{cfg.model.units} LSTM unit(s), {cfg.model.epochs} epochs, lag {cfg.model.lag}, engine "
                 f"{cfg.engine.name}")
-    text = panel_report.markdown(cfg.panel.name, cfg.panel.margin, settings, pooled, summary, outcome.baselines,
-                                 feature_table, winners, plots)
+    text = panel_report.markdown(cfg.panel.name, cfg.panel.margin, settings, pooled, by_frequency, summary,
+                                 outcome.baselines, feature_table, winners, plots)
     panel_report.write(text, out / "report.md", out / "report.html")
     files += [out / p for p in plots.values()] + [out / "metrics.json", out / "report.md", out / "report.html"]
     tracking.log_panel(cfg, root, results=outcome.results, metrics=metrics, files=files)
