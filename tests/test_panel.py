@@ -21,6 +21,7 @@ REGIMES = "regime=[stateful_batch12,seed_train,seed_train_resets]"
 QUICK = ("panel=quick", "panel.repeats=2", "panel.baselines=false", "tracking.enabled=false", "engine.workers=1")
 
 
+@pytest.mark.slow
 def test_shampoo_at_its_last_origin_is_the_shampoo_study_bit_for_bit(prepared):
     cfg, root = prepared(REGIMES, *QUICK)
     train.run(cfg, root)
