@@ -51,7 +51,7 @@ def user_series(folder: Path, name: str, values: np.ndarray) -> None:
 
 
 @pytest.mark.slow
-def test_a_changed_series_is_the_only_one_recomputed(compose, tmp_path):
+def test_a_changed_series_is_the_only_one_recomputed(compose, tmp_path, monkeypatch):
     rng = np.random.default_rng(3)
     folder = tmp_path / "series"
     folder.mkdir()
@@ -59,8 +59,19 @@ def test_a_changed_series_is_the_only_one_recomputed(compose, tmp_path):
         user_series(folder, name, 50 + rng.normal(size=40).cumsum())
     cfg = compose(REGIMES, *QUICK, "panel.series=[one,two]", "resume.enabled=true",
                   f"resume.cache={tmp_path / 'cache'}")
+    compute = panel_lib.series_results
+
+    def killed_at_two(ps, *args):
+        if ps.name == "two":
+            raise KeyboardInterrupt
+        return compute(ps, *args)
+
+    monkeypatch.setattr(panel_lib, "series_results", killed_at_two)
+    with pytest.raises(KeyboardInterrupt):
+        panel_stage.run(cfg, tmp_path, folder)
+    monkeypatch.setattr(panel_lib, "series_results", compute)
     first = panel_stage.run(cfg, tmp_path, folder)
-    assert first.computed == ["one", "two"]
+    assert first.computed == ["two"]  # "one" finished before the interruption and was kept
     again = panel_stage.run(cfg, tmp_path, folder)
     assert again.computed == []
     pd.testing.assert_frame_equal(again.results, first.results)
