@@ -45,7 +45,8 @@ def heatmap(effects: pd.DataFrame, path: Path) -> None:
     from matplotlib.colors import ListedColormap
 
     per_series = effects[effects.origin == "all"]
-    verdicts = per_series.pivot(index="series", columns="contrast", values="verdict")
+    order_series = list(dict.fromkeys(per_series.series))  # the panel's order, as in the forest plots
+    verdicts = per_series.pivot(index="series", columns="contrast", values="verdict").loc[order_series]
     values = per_series.pivot(index="series", columns="contrast", values="effect").loc[verdicts.index]
     order = list(VERDICT_COLORS)
     codes = verdicts.apply(lambda col: col.map(order.index)).to_numpy(dtype=float)
