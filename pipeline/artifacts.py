@@ -6,6 +6,7 @@ own directory for a sweep), so no path is written twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,5 +65,9 @@ def load_problem(p: Paths, window: str) -> Problem:
     path = p.supervised(window)
     if not path.is_file():
         raise MissingInput(f"{path} is missing: run the frame stage (dvc repro frame).")
-    arrays = io.load_arrays(path)
-    return Problem(**{k: arrays[k].astype(np.float32) for k in ("x_train", "y_train", "x_test", "y_test")})
+    return to_problem(io.load_arrays(path))
+
+
+def to_problem(arrays: Mapping[str, np.ndarray]) -> Problem:
+    """A framed window's arrays (``asdict`` of a ``data.Supervised``, or its archive) as the engines' float32 input."""
+    return Problem(**{k: np.asarray(arrays[k]).astype(np.float32) for k in ("x_train", "y_train", "x_test", "y_test")})

@@ -156,6 +156,7 @@ class Paths(Group):
     sine_plot: Text
     sine_results: Text
     sine_metrics: Text
+    panel: Text
 
 
 class VectorizedEngine(Group):
@@ -221,6 +222,16 @@ class Sine(Group):
     rho: float = Field(gt=0, le=1, examples=[0.95])
 
 
+class Panel(Group):
+    """A panel of series (conf/panel/): which series (files in conf/series/), repeats, margin, baselines."""
+
+    name: Text = Field(examples=["default"])
+    series: list[Text] = Field(min_length=1, examples=[["shampoo", "nhtemp"]])
+    repeats: int = Field(ge=2, examples=[100])  # intervals over repeats need a spread
+    margin: float = Field(ge=0, examples=[0.01])  # a share of persistence RMSE
+    baselines: bool
+
+
 class Config(Group):
     repeats: Positive = Field(examples=[10])
     base_seed: int = Field(ge=0, examples=[1])
@@ -237,6 +248,7 @@ class Config(Group):
     alphabet: Alphabet
     echo: Echo
     sine: Sine
+    panel: Panel
 
 
 def validate(config: Mapping[str, Any]) -> None:

@@ -341,6 +341,38 @@ def log_other_study(
     return run_id
 
 
+def log_panel(
+    cfg: DictConfig, root: Path, *, results: pd.DataFrame, metrics: Mapping[str, float], files: Sequence[Path]
+) -> StudyRuns | None:
+    """Log a panel run: a parent run with the config, the verdicts as metrics and the panel's files, and a child
+    per series with its per-repeat results table (every origin, regime and seed) and seeds; None when off."""
+    if not cfg.tracking.enabled:
+        return None
+    common = {k: v for k, v in provenance_tags(cfg, root).items() if k != "data.sha256"}
+    common.update({"study.kind": "panel", "panel": str(cfg.panel.name)})
+    parent = _create_run(cfg, f"panel {cfg.panel.name}", common)
+    children = {}
+    try:
+        timestamp = int(time.time() * 1000)
+        _log(cfg, parent, params=flatten(OmegaConf.to_container(cfg, resolve=True)),
+             metrics=[Metric(k, float(v), timestamp, 0) for k, v in metrics.items()])
+        client(tracking_uri(cfg)).log_text(parent, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        _log_files(cfg, parent, root, files)
+        for name, rows in results.groupby("series", sort=False):
+            child = _create_run(cfg, str(name), {**common, "series": str(name)}, parent)
+            means = rows.groupby("regime", sort=False).relative_rmse.mean()
+            _log(cfg, child, tags=seed_tags(sorted(int(s) for s in rows.seed.unique())),
+                 metrics=[Metric(f"relative_rmse_{r}", float(v), timestamp, 0) for r, v in means.items()])
+            client(tracking_uri(cfg)).log_text(child, rows.to_csv(index=False, lineterminator="\n"), "results.csv")
+            finish(cfg, child)
+            children[str(name)] = child
+    except BaseException:
+        finish(cfg, parent, failed=True)
+        raise
+    finish(cfg, parent)
+    return StudyRuns(parent, children)
+
+
 # ----------------------------------------------------------------------------------------------- sweeps
 
 

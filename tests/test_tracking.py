@@ -248,3 +248,32 @@ def test_another_study_is_one_run_with_its_seeds_metrics_and_tables(store, tmp_p
     assert recorded.results.getvalue() == p.echo_results.read_text()
     assert tracking.runs_to_audit(cfg, run_id) == [run_id]
     assert tracking.runs_with_results(cfg, file_sha256(p.echo_results)) == [run_id]
+
+
+def test_a_panel_is_a_parent_run_with_its_verdicts_and_one_child_per_series(store, compose, tmp_path):
+    cfg = compose("panel=quick")
+    rng = np.random.default_rng(0)
+    results = pd.DataFrame([
+        {"series": name, "origin": origin, "regime": regime, "repeat": r, "seed": 100 + r, "rmse": 1.0,
+         "relative_rmse": rng.uniform(0.9, 1.1), "mase": 1.0}
+        for name in ("shampoo", "nhtemp") for origin in (0, 1) for regime in ("stateful", "stateless") for r in (0, 1)
+    ])
+    table = tmp_path / "reports" / "panel" / "results.csv"
+    io.write_csv(table, results)
+    logged = tracking.log_panel(cfg, tmp_path, results=results, metrics={"contrast_1.pooled": -0.01},
+                                files=[table])
+    client = MlflowClient(store)
+    parent = client.get_run(logged.parent)
+    assert parent.info.status == "FINISHED" and parent.data.tags["study.kind"] == "panel"
+    assert parent.data.metrics == {"contrast_1.pooled": -0.01}
+    assert {a.path for a in client.list_artifacts(logged.parent, "reports/panel")} == {"reports/panel/results.csv"}
+    assert set(logged.children) == {"shampoo", "nhtemp"}
+    for name, run_id in logged.children.items():
+        run = client.get_run(run_id)
+        rows = results[results.series == name]
+        assert run.data.tags["mlflow.parentRunId"] == logged.parent and run.data.tags["series"] == name
+        assert tracking.seeds_from_tags(run.data.tags) == [100, 101]
+        assert run.data.metrics["relative_rmse_stateful"] == pytest.approx(
+            rows[rows.regime == "stateful"].relative_rmse.mean())
+        logged_rows = pd.read_csv(client.download_artifacts(run_id, "results.csv", str(tmp_path)))
+        pd.testing.assert_frame_equal(logged_rows, rows.reset_index(drop=True), check_dtype=False)

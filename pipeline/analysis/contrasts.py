@@ -132,6 +132,16 @@ def design(a: StateRegime, b: StateRegime, train_pairs: int) -> PairDesign:
     return PairDesign(a.name, b.name, labels, implied_labels, CLEAN if len(differ) == 1 else COMPOUND, "")
 
 
+def decides(factor: str | None, relation: str, pair: PairDesign) -> bool:
+    """Whether ``pair`` may decide a claim about ``factor`` (None: about the regimes as wholes) and ``relation``:
+    a clean contrast in exactly that factor, or, for an "equal" claim, a pair equal by construction."""
+    if factor is None:
+        return True
+    if pair.kind == TWINS:
+        return relation == "equal"
+    return pair.kind == CLEAN and pair.factors == (factor,)
+
+
 def factor_table(regimes: list[StateRegime], train_pairs: int) -> list[dict[str, object]]:
     """One row per regime: its acting factors, labelled as the report shows them."""
     rows = []

@@ -99,14 +99,6 @@ def _flip(t: decision.MarginTests) -> decision.MarginTests:
     return decision.MarginTests(-t.estimate, -t.high, -t.low, t.p_above, t.p_below, t.p_inside, t.margin)
 
 
-def _usable(claim: claimlist.Claim, pd_: contrasts.PairDesign) -> bool:
-    if claim.factor is None:
-        return True
-    if pd_.kind == contrasts.TWINS:
-        return claim.relation == "equal"
-    return pd_.kind == contrasts.CLEAN and pd_.factors == (claim.factor,)
-
-
 def claim_pairs(pool: dict[str, stats.Sample], records: dict, n_train: int) -> pd.DataFrame:
     """One row per (claim, pair): the pair's design as it acts, and whether it may decide the claim."""
     rows = []
@@ -120,7 +112,7 @@ def claim_pairs(pool: dict[str, stats.Sample], records: dict, n_train: int) -> p
                 continue
             pd_ = contrasts.design(records[a], records[b], n_train)
             rows.append({**base, "kind": pd_.kind, "factors": ", ".join(pd_.factors), "implied": ", ".join(pd_.implied),
-                         "note": pd_.note, "usable": _usable(c, pd_), "missing": ""})
+                         "note": pd_.note, "usable": contrasts.decides(c.factor, c.relation, pd_), "missing": ""})
     return pd.DataFrame(rows)
 
 

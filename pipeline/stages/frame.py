@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig
 
 from pipeline import data, errors, io
@@ -13,13 +14,17 @@ from pipeline.params import load_params
 from pipeline.stages.scale import windows
 
 
+def frame_window(scaled: np.ndarray, test_size: int, train_rows: int | None) -> data.Supervised:
+    """One window's scaled differences as lag-1 pairs, split into its training rows and the test rows."""
+    x, y = data.frame_lag1(scaled)
+    return data.split_supervised(x, y, test_size, train_rows)
+
+
 def run(cfg: DictConfig, root: Path) -> None:
     p = paths(cfg, root)
     for window, train_rows in windows(cfg).items():
         scaled = io.load_arrays(p.scaled(window))["scaled"]
-        x, y = data.frame_lag1(scaled)
-        split = data.split_supervised(x, y, cfg.data.test_size, train_rows)
-        io.save_arrays(p.supervised(window), asdict(split))
+        io.save_arrays(p.supervised(window), asdict(frame_window(scaled, cfg.data.test_size, train_rows)))
 
 
 def main() -> None:

@@ -6,27 +6,41 @@ scaler, fitted on the differences its training pairs touch, and saved beside its
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig
+from sklearn.preprocessing import MinMaxScaler
 
 from pipeline import data, errors, io
 from pipeline.artifacts import load_differenced, paths
 from pipeline.params import load_params, regimes
+from pipeline.regimes import StateRegime
+
+
+def windows_of(selected: Iterable[StateRegime]) -> dict[str, int | None]:
+    """Training windows of ``selected`` regimes: name -> number of last training pairs (None: all)."""
+    return {regime.window: regime.train_rows for regime in selected}
 
 
 def windows(cfg: DictConfig) -> dict[str, int | None]:
-    """Training windows of the selected regimes: name -> number of last training pairs (None: all)."""
-    return {regime.window: regime.train_rows for regime in regimes(cfg)}
+    return windows_of(regimes(cfg))
+
+
+def scale_window(diffs: np.ndarray, test_size: int, train_rows: int | None) -> tuple[np.ndarray, MinMaxScaler]:
+    """Every difference scaled by a scaler fitted on the ones this window's training pairs touch, and the scaler."""
+    span = data.training_diff_span(len(diffs), test_size, train_rows)
+    scaler = data.fit_scaler(diffs[span])
+    return data.scale(scaler, diffs), scaler
 
 
 def run(cfg: DictConfig, root: Path) -> None:
     p = paths(cfg, root)
     diffs = load_differenced(p)["diff"]
     for window, train_rows in windows(cfg).items():
-        span = data.training_diff_span(len(diffs), cfg.data.test_size, train_rows)
-        scaler = data.fit_scaler(diffs[span])
-        io.save_arrays(p.scaled(window), {"scaled": data.scale(scaler, diffs)})
+        scaled, scaler = scale_window(diffs, cfg.data.test_size, train_rows)
+        io.save_arrays(p.scaled(window), {"scaled": scaled})
         io.write_json(p.scaler(window), data.scaler_to_dict(scaler))
 
 

@@ -38,14 +38,21 @@ class Procedure:
         return "train " + " = ".join(self.regimes)
 
 
+def procedure_of(
+    engine_cfg: DictConfig, regime: StateRegime, problem: Problem, spec: ModelSpec
+) -> tuple[str, StateRegime]:
+    """The training identity (``resume.training_identity``) and procedure record of ``regime`` on ``problem``."""
+    regime.check_rows(len(problem.x_train), len(problem.x_test))
+    record = training_procedure(regime, len(problem.x_train))
+    return resume.training_identity(engine_cfg, record, spec, problem), record
+
+
 def procedures(cfg: DictConfig, root: Path, spec: ModelSpec) -> dict[str, Procedure]:
-    """The selected regimes grouped by training identity (``resume.training_identity``), in config order."""
+    """The selected regimes grouped by training identity, in config order."""
     p, grouped = paths(cfg, root), {}
     for regime in regimes(cfg):
         problem = load_problem(p, regime.window)
-        regime.check_rows(len(problem.x_train), len(problem.x_test))
-        record = training_procedure(regime, len(problem.x_train))
-        identity = resume.training_identity(cfg.engine, record, spec, problem)
+        identity, record = procedure_of(cfg.engine, regime, problem, spec)
         grouped.setdefault(identity, Procedure(record, problem)).regimes.append(regime.name)
     return grouped
 

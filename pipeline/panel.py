@@ -1,0 +1,198 @@
+"""The shampoo study's procedure on every series and forecast origin of a panel, one series at a time.
+
+Each origin runs the same functions as the shampoo study's stages, in memory: difference
+(``data.difference``), scale on the training rows only (``stages.scale.scale_window``), frame
+(``stages.frame.frame_window``), train each distinct procedure once (``stages.train.train_procedures``), forecast
+walk-forward (``stages.evaluate.forecast_in_chunks``), invert and score (``stages.evaluate.score_regime``).
+So at the shampoo series' last origin the panel's per-repeat RMSEs are the shampoo study's, bit for bit.
+
+Beside the raw RMSE every repeat gets two scale-free scores, so that series can be pooled: its RMSE
+relative to persistence on the same months, and its MASE (mean absolute error over the in-sample mean
+absolute error of the seasonal naive forecast, or of persistence when there is no season).
+
+A series' results are cached whole under a key that hashes everything that determines them (its values
+and file, the regimes, model, engine, seeds, baselines, the code and library versions), so changing one
+series file recomputes that series alone, and a panel that stops part-way keeps every finished series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    from sklearn.preprocessing import MinMaxScaler
+
+from pipeline import data, io, resume, series
+from pipeline.analysis import baselines
+from pipeline.artifacts import to_problem
+from pipeline.engines.base import Engine, ModelSpec, Problem
+from pipeline.provenance import NUMERIC_LIBRARIES, code_fingerprint, digest, library_versions
+from pipeline.regimes import StateRegime
+from pipeline.stages import evaluate, frame, scale, train
+
+RESULTS_COLUMNS = ("series", "origin", "regime", "repeat", "seed", "rmse", "relative_rmse", "mase")
+BASELINE_COLUMNS = ("series", "origin", "model", "rmse", "relative_rmse", "description")
+# Sources whose change may change a series' numbers: the engines and every function the procedure calls.
+PANEL_CODE = (*resume.ENGINE_CODE, "data.py", "series.py", "panel.py", "artifacts.py", "analysis/baselines.py",
+              "stages/scale.py", "stages/frame.py", "stages/train.py", "stages/evaluate.py")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What every series of a panel is run with."""
+
+    regimes: tuple[StateRegime, ...]
+    model: ModelSpec
+    seeds: np.ndarray
+    engine_cfg: DictConfig
+    baselines_cfg: DictConfig | None  # None: no statistical baselines (persistence is always scored)
+
+
+@dataclass(frozen=True)
+class SeriesResults:
+    results: pd.DataFrame  # RESULTS_COLUMNS, one row per origin, regime and repeat
+    baselines: pd.DataFrame  # BASELINE_COLUMNS, one row per origin and baseline
+
+    def save(self, path: Path) -> None:
+        arrays = {f"results.{c}": _column(self.results[c]) for c in RESULTS_COLUMNS}
+        arrays.update({f"baselines.{c}": _column(self.baselines[c]) for c in BASELINE_COLUMNS})
+        io.save_arrays(path, arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> SeriesResults:
+        arrays = io.load_arrays(path)
+        return cls(
+            pd.DataFrame({c: arrays[f"results.{c}"] for c in RESULTS_COLUMNS}),
+            pd.DataFrame({c: arrays[f"baselines.{c}"] for c in BASELINE_COLUMNS}),
+        )
+
+
+def _column(values: pd.Series) -> np.ndarray:
+    return values.to_numpy() if pd.api.types.is_numeric_dtype(values) else values.to_numpy().astype(str)
+
+
+def mase_scale(history: np.ndarray, season: int) -> float:
+    """In-sample mean absolute error of the seasonal naive forecast (persistence when ``season`` is 1)."""
+    history = np.asarray(history, dtype=np.float64)
+    return float(np.mean(np.abs(history[season:] - history[:-season])))
+
+
+def origin_problems(
+    ps: series.PanelSeries, origin: int, setting: Setting
+) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[Problem, MinMaxScaler]]]:
+    """One origin's values, the transformed values, and each training window's problem and scaler."""
+    spec = ps.spec
+    values = ps.at_origin(origin)
+    transformed = series.transform(spec, values)
+    diffs = data.difference(transformed, spec.interval)
+    windows = {}
+    for window, train_rows in scale.windows_of(setting.regimes).items():
+        scaled, scaler = scale.scale_window(diffs, spec.test_size, train_rows)
+        windows[window] = (to_problem(asdict(frame.frame_window(scaled, spec.test_size, train_rows))), scaler)
+    return values, transformed, windows
+
+
+def series_results(
+    ps: series.PanelSeries, setting: Setting, engine: Engine, cache: resume.ChunkCache
+) -> SeriesResults:
+    """Every origin of one series, computed afresh: each distinct training procedure of every origin trained
+    once, in one ``train_procedures`` call (so equally shaped ones share wide programs), then every regime
+    forecast and scored."""
+    spec, test_size = ps.spec, ps.spec.test_size
+    origins = [origin_problems(ps, k, setting) for k in range(spec.origins)]
+    groups, identity_of = {}, {}
+    for k, (_, _, windows) in enumerate(origins):
+        for regime in setting.regimes:
+            problem = windows[regime.window][0]
+            try:
+                identity, record = train.procedure_of(setting.engine_cfg, regime, problem, setting.model)
+            except ValueError as err:
+                raise series.SeriesError(f"series '{ps.name}' origin {k}: {err}") from None
+            groups.setdefault(identity, train.Procedure(record, problem)).regimes.append(f"{regime.name}@{k}")
+            identity_of[k, regime.name] = identity
+    trained_by_identity = train.train_procedures(engine, groups, setting.model, setting.seeds, cache)
+    results, baseline_tables = [], []
+    for k, (values, transformed, windows) in enumerate(origins):
+        actual = data.test_targets(values, test_size)
+        periods = np.array(ps.periods[: ps.origin_end(k)][-test_size:])
+        persistence = float(data.rmse(data.persistence_forecast(values, test_size), actual))
+        scale_mase = mase_scale(values[:-test_size], spec.season)
+        for regime in setting.regimes:
+            problem, scaler = windows[regime.window]
+            trained = trained_by_identity[identity_of[k, regime.name]]
+            identity = resume.replica_identity(setting.engine_cfg, regime, setting.model, problem)
+            scaled_forecasts = evaluate.forecast_in_chunks(engine, trained, problem, regime, cache, identity)
+            forecasts = series.invert_transform(
+                spec, data.invert_forecasts(scaled_forecasts, scaler, transformed, test_size, spec.interval)
+            )
+            table, _ = evaluate.score_regime(regime.name, forecasts, actual, periods, trained.seeds)
+            table["relative_rmse"] = table["rmse"] / persistence
+            table["mase"] = np.mean(np.abs(forecasts - actual), axis=-1) / scale_mase
+            results.append(table.assign(series=ps.name, origin=k))
+        baseline_tables.append(_baselines(ps, k, values, persistence, setting))
+    return SeriesResults(pd.concat(results, ignore_index=True)[list(RESULTS_COLUMNS)],
+                         pd.concat(baseline_tables, ignore_index=True))
+
+
+def _baselines(
+    ps: series.PanelSeries, origin: int, values: np.ndarray, persistence: float, setting: Setting
+) -> pd.DataFrame:
+    test_size = ps.spec.test_size
+    if setting.baselines_cfg is None:
+        table = pd.DataFrame({"model": ["persistence"], "rmse": [persistence], "description": ["the previous period"]})
+    else:
+        cfg = OmegaConf.merge(setting.baselines_cfg, {"season": max(ps.spec.season, 1)})
+        table = baselines.score(values, test_size, cfg)
+        if ps.spec.season == 1:  # a seasonal naive forecast with season 1 is persistence again
+            table = table[~table.model.str.startswith("seasonal_naive")]
+    table = table.reset_index(drop=True)
+    table.insert(0, "origin", origin)
+    table.insert(0, "series", ps.name)
+    table["relative_rmse"] = table["rmse"] / persistence
+    return table[list(BASELINE_COLUMNS)]
+
+
+def series_key(ps: series.PanelSeries, setting: Setting) -> str:
+    """Hash of everything that determines a series' results."""
+    versions = library_versions()
+    record = {
+        "series": {k: v for k, v in asdict(ps.spec).items() if k != "description"},  # words change no number
+        "periods": list(ps.periods),
+        "regimes": [asdict(r) for r in setting.regimes],
+        "model": asdict(setting.model),
+        "seeds": [int(s) for s in setting.seeds],
+        "engine": OmegaConf.to_container(setting.engine_cfg, resolve=True),
+        "baselines": None if setting.baselines_cfg is None else OmegaConf.to_container(setting.baselines_cfg),
+        "code": code_fingerprint(*PANEL_CODE),
+        "libraries": {name: versions[name] for name in NUMERIC_LIBRARIES},
+    }
+    return digest(record, (ps.values,))
+
+
+def run_panel(
+    panel: Sequence[series.PanelSeries], setting: Setting, engine: Engine, cache: resume.ChunkCache,
+    done: Callable[[int], None],
+) -> tuple[SeriesResults, list[str]]:
+    """Every series' results, each taken from ``cache`` when nothing about it changed; and the series computed."""
+    parts, computed = [], []
+    for ps in panel:
+        result, cached = cache.get_or_compute(
+            "panel", series_key(ps, setting), lambda ps=ps: series_results(ps, setting, engine, cache),
+            SeriesResults.load, SeriesResults.save,
+        )
+        if not cached:
+            computed.append(ps.name)
+        done(1)
+        parts.append(result)
+    return (
+        SeriesResults(pd.concat([p.results for p in parts], ignore_index=True),
+                      pd.concat([p.baselines for p in parts], ignore_index=True)),
+        computed,
+    )
