@@ -11,6 +11,9 @@ The store is ``tracking.store``, a SQLite file under the project root, unless ML
 another (an MLflow server, for sweeps on a cluster). Parallel jobs share it safely: the database and the
 experiment are created under a file lock before any run is logged (a sweep does it once, before its
 jobs start), and MLflow itself waits on SQLite's lock for every write.
+
+A store that cannot be reached or refuses this client (a server gone, its database down, wrong credentials) fails
+every call with a one-line ``TrackingError`` that names the store, with any password in its URI masked, and the fix.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -37,6 +40,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from omegaconf import DictConfig, OmegaConf
+from sqlalchemy.exc import OperationalError
 
 from pipeline.artifacts import paths
 from pipeline.params import ConfigError
@@ -81,11 +85,70 @@ def _creation_lock(uri: str) -> contextlib.AbstractContextManager:
     return FileLock(f"{db}.lock")
 
 
+class TrackingError(RuntimeError):
+    """The tracking store cannot be reached or refuses this client: one line naming the store and the fix."""
+
+
+def masked(uri: str) -> str:
+    """``uri`` with its password, if any, replaced by ``***``: what messages may show."""
+    parts = urlparse(uri)
+    if parts.password is None:
+        return uri
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
+def store_failure(uri: str, err: Exception) -> str | None:
+    """Why the store at ``uri`` failed a request and what fixes it, in one line; None for any other error."""
+    store, text = masked(uri), str(err)
+    if isinstance(err, OperationalError):  # a database URI, e.g. postgresql://...: the database itself refused
+        said = str(err.orig).strip().splitlines()[0] if err.orig else "no connection"
+        return (f"the tracking database {store} refused the connection ({said}): start it (scripts/tracking-server "
+                "up) or fix MLFLOW_TRACKING_URI, then run again.")
+    if not isinstance(err, MlflowException):
+        return None
+    if err.error_code == "UNAUTHENTICATED":
+        return (f"the tracking server {store} refused this client's credentials (HTTP 401): set "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user of the server's users file.")
+    if err.error_code == "PERMISSION_DENIED":
+        return (f"the tracking server {store} denied user {os.environ.get('MLFLOW_TRACKING_USERNAME')!r} this request "
+                "(HTTP 403): ask its admin for EDIT permission on the experiment.")
+    if "503" in text:
+        return (f"the tracking server {store} cannot reach its database (HTTP 503): start it (scripts/tracking-server "
+                "up on the server's machine), then run again.")
+    if any(s in text for s in ("Failed to establish a new connection", "Connection refused", "timed out",
+                               "Connection aborted", "RemoteDisconnected")):
+        return (f"the tracking server {store} does not answer: start it (scripts/tracking-server up) or point "
+                "MLFLOW_TRACKING_URI at one that runs, then run again; tracking.enabled=false runs without tracking.")
+    return None
+
+
+class _Guarded:
+    """An MlflowClient whose calls raise a one-line ``TrackingError`` when the store fails them (``store_failure``)."""
+
+    def __init__(self, mlflow: MlflowClient, uri: str) -> None:
+        self._mlflow, self._uri = mlflow, uri
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._mlflow, name)
+
+        @wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except (MlflowException, OperationalError) as err:
+                problem = store_failure(self._uri, err)
+                if problem is None:
+                    raise
+                raise TrackingError(problem) from err
+
+        return call
+
+
 @cache
 def client(uri: str) -> MlflowClient:
     """A client of the store at ``uri``; the store's tables are created (under the lock) when it is new."""
     with _creation_lock(uri):
-        mlflow = MlflowClient(tracking_uri=uri)
+        mlflow = cast(MlflowClient, _Guarded(MlflowClient(tracking_uri=uri), uri))
         mlflow.search_experiments(max_results=1)  # opens the store, creating or migrating its tables
     return mlflow
 

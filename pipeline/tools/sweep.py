@@ -61,7 +61,7 @@ def job_label(overrides: list[str], keys: set[str]) -> str:
     return ",".join(o.input_line for o in parsed if o.key_or_group in keys)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     validate(cfg)
     job = HydraConfig.get()

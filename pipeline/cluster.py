@@ -1,0 +1,101 @@
+"""Sweeps on a Slurm cluster: hydra-submitit-launcher's Slurm launcher, checked before it submits and after.
+
+``conf/hydra/launcher/slurm.yaml`` selects ``hydra_plugins.lstm_state_study.slurm_launcher.SlurmLauncher`` (Hydra
+takes launchers only from its ``hydra_plugins`` package), whose ``launch`` is ``launch`` below. Before submitting it checks that Slurm is installed,
+that its controller answers and that it has the partition asked for; after submitting it waits for every job, not
+only up to the first that fails, and reports each job that did not finish (cancelled, over its time limit, failed)
+in one line with its Slurm id, its state, its labels and its log. Finished jobs keep their folders and their chunks
+in the resume cache, so the same command run again trains only what is missing. Each failure is one line naming the
+fix (a ``CompactHydraException``, which Hydra prints without a traceback).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, filter_overrides
+from hydra.errors import CompactHydraException
+from omegaconf import OmegaConf
+
+LOCAL_CLUSTER = "scripts/slurm-local up"
+
+
+class ClusterError(CompactHydraException):
+    """Slurm cannot run the sweep, or some of its jobs did not finish: what happened and what fixes it."""
+
+
+def _run(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def slurm_problem(partition: str | None) -> str | None:
+    """Why Slurm cannot take the sweep's jobs (one line naming the fix), or None when it can."""
+    if shutil.which("sbatch") is None:
+        return (f"Slurm is not installed here (no sbatch on PATH): run the sweep on the cluster's login node, or "
+                f"start a local cluster with {LOCAL_CLUSTER}.")
+    ping = _run("scontrol", "ping")
+    if ping.returncode != 0 or " is UP" not in ping.stdout:
+        said = (ping.stdout.strip() or ping.stderr.strip()).splitlines()
+        return (f"no Slurm controller answers ({said[0] if said else 'scontrol ping failed'}): start it "
+                f"({LOCAL_CLUSTER} here, or ask the cluster's admins), then run the sweep again.")
+    if partition:
+        known = _run("sinfo", "-h", "-o", "%R").stdout.split()
+        if partition not in known:
+            return (f"Slurm has no partition {partition!r} (it has {', '.join(known) or 'none'}): set "
+                    f"hydra.launcher.partition={known[0] if known else '<partition>'}.")
+    return None
+
+
+def job_problem(job: Any, overrides: Sequence[str], timeout_min: int) -> str | None:
+    """One line on a job that did not finish (its id, labels, state, cause and log); None when it finished."""
+    error = job.exception()
+    if error is None:
+        return None
+    state = job.state
+    labels = " ".join(filter_overrides(overrides)) or "no overrides"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    trace = lines[lines.index("-" * 22) + 1 : -4] if "-" * 22 in lines else []  # FailedJobError: the job's traceback
+    if state == "TIMEOUT" or any("timed-out" in line for line in trace):
+        cause = f"over its time limit of {timeout_min} min: raise hydra.launcher.timeout_min"
+    elif state.startswith("CANCELLED"):
+        cause = f"{state.lower()}: run the same command again to run it"
+    elif state == "OUT_OF_MEMORY":
+        cause = "out of memory: raise hydra.launcher.mem_gb"
+    elif trace:
+        cause = trace[-1]  # the job's own error, e.g. "pipeline.tracking.TrackingError: the tracking server ..."
+    else:
+        cause = f"state {state}"
+    return f"Slurm job {job.job_id} ({labels}) did not finish: {cause}; log: {job.paths.stderr}"
+
+
+def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+    """hydra-submitit-launcher's Slurm ``launch``, checking Slurm first and reporting every job that did not finish."""
+    import submitit  # as the plugin does: only when a sweep runs, so that Hydra starts fast
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    params = launcher.params
+    problem = slurm_problem(params.get("partition"))
+    if problem:
+        raise ClusterError(problem)
+    executor = submitit.AutoExecutor(cluster="slurm", folder=params["submitit_folder"],
+                                     slurm_max_num_timeout=params["max_num_timeout"])
+    shared = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in shared else f"slurm_{k}": v for k, v in params.items()
+                                  if k not in ("submitit_folder", "max_num_timeout")})
+    Path(str(launcher.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    numbers = range(initial_job_idx, initial_job_idx + len(job_overrides))
+    jobs = executor.map_array(launcher, [list(o) for o in job_overrides], ["hydra.sweep.dir"] * len(numbers),
+                              list(numbers), [f"job_id_for_{n}" for n in numbers], [Singleton.get_state()] * len(numbers))
+    print(f"sweep: {len(jobs)} Slurm jobs submitted (array {jobs[0].job_id.split('_')[0]}); their logs are under "
+          f"{Path(jobs[0].paths.stderr).parent.parent}")
+    problems = [p for job, o in zip(jobs, job_overrides, strict=True) if (p := job_problem(job, o, params["timeout_min"]))]
+    if problems:
+        raise ClusterError("\n".join([*problems, (
+            f"{len(problems)} of {len(jobs)} Slurm jobs did not finish; the finished ones' results are kept (their "
+            "folders and the resume cache): fix the cause and run the same command again to run only the rest.")]))
+    return [job.results()[0] for job in jobs]
