@@ -1,12 +1,13 @@
 """Sweeps on a Slurm cluster: hydra-submitit-launcher's Slurm launcher, checked before it submits and after.
 
 ``conf/hydra/launcher/slurm.yaml`` selects ``hydra_plugins.lstm_state_study.slurm_launcher.SlurmLauncher`` (Hydra
-takes launchers only from its ``hydra_plugins`` package), whose ``launch`` is ``launch`` below. Before submitting it checks that Slurm is installed,
-that its controller answers and that it has the partition asked for; after submitting it waits for every job, not
-only up to the first that fails, and reports each job that did not finish (cancelled, over its time limit, failed)
-in one line with its Slurm id, its state, its labels and its log. Finished jobs keep their folders and their chunks
-in the resume cache, so the same command run again trains only what is missing. Each failure is one line naming the
-fix (a ``CompactHydraException``, which Hydra prints without a traceback).
+takes launchers only from its ``hydra_plugins`` package), whose ``launch`` is ``launch`` below. Before submitting it
+checks that Slurm is installed, that its controller answers and that it has the partition asked for; after
+submitting it waits for every job, not only up to the first that fails, and reports each job that did not finish
+(cancelled, over its time limit, failed) in one line with its Slurm id, its overrides, its cause and its log.
+Finished jobs keep their folders and their chunks in the resume cache, so the same command run again trains only
+what is missing. Each failure is one line naming the fix (a ``CompactHydraException``, which Hydra prints without a
+traceback).
 """
 
 from __future__ import annotations
@@ -51,13 +52,19 @@ def slurm_problem(partition: str | None) -> str | None:
     return None
 
 
-def job_problem(job: Any, overrides: Sequence[str], timeout_min: int) -> str | None:
-    """One line on a job that did not finish (its id, labels, state, cause and log); None when it finished."""
+def labels(job_overrides: Sequence[Sequence[str]]) -> list[str]:
+    """What tells each job from the others: its overrides that not every job shares (e.g. ``regime=noreset``)."""
+    jobs = [filter_overrides(overrides) for overrides in job_overrides]
+    shared = set.intersection(*map(set, jobs))
+    return [" ".join(o for o in job if o not in shared) or f"job {n}" for n, job in enumerate(jobs)]
+
+
+def job_problem(job: Any, label: str, timeout_min: int) -> str | None:
+    """One line on a job that did not finish (its id, label, state, cause and log); None when it finished."""
     error = job.exception()
     if error is None:
         return None
     state = job.state
-    labels = " ".join(filter_overrides(overrides)) or "no overrides"
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     trace = lines[lines.index("-" * 22) + 1 : -4] if "-" * 22 in lines else []  # FailedJobError: the job's traceback
     if state == "TIMEOUT" or any("timed-out" in line for line in trace):
@@ -70,7 +77,7 @@ def job_problem(job: Any, overrides: Sequence[str], timeout_min: int) -> str | N
         cause = trace[-1]  # the job's own error, e.g. "pipeline.tracking.TrackingError: the tracking server ..."
     else:
         cause = f"state {state}"
-    return f"Slurm job {job.job_id} ({labels}) did not finish: {cause}; log: {job.paths.stderr}"
+    return f"Slurm job {job.job_id} ({label}) did not finish: {cause}; log: {job.paths.stderr}"
 
 
 def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
@@ -82,18 +89,24 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     problem = slurm_problem(params.get("partition"))
     if problem:
         raise ClusterError(problem)
+    if params["timeout_min"] * 60 <= params["signal_delay_s"]:  # submitit's warning signal would end every job at once
+        raise ClusterError(f"hydra.launcher.timeout_min={params['timeout_min']} is no longer than the "
+                           f"signal_delay_s={params['signal_delay_s']} s warning before it: raise timeout_min, or "
+                           "lower hydra.launcher.signal_delay_s.")
     executor = submitit.AutoExecutor(cluster="slurm", folder=params["submitit_folder"],
                                      slurm_max_num_timeout=params["max_num_timeout"])
     shared = set(OmegaConf.structured(BaseQueueConf).keys())
     executor.update_parameters(**{k if k in shared else f"slurm_{k}": v for k, v in params.items()
                                   if k not in ("submitit_folder", "max_num_timeout")})
     Path(str(launcher.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-    numbers = range(initial_job_idx, initial_job_idx + len(job_overrides))
-    jobs = executor.map_array(launcher, [list(o) for o in job_overrides], ["hydra.sweep.dir"] * len(numbers),
-                              list(numbers), [f"job_id_for_{n}" for n in numbers], [Singleton.get_state()] * len(numbers))
+    state = Singleton.get_state()  # the launcher's __call__ arguments, one tuple per job, as the plugin passes them
+    calls = [(list(o), "hydra.sweep.dir", n, f"job_id_for_{n}", state)
+             for n, o in enumerate(job_overrides, initial_job_idx)]
+    jobs = executor.map_array(launcher, *zip(*calls, strict=True))
     print(f"sweep: {len(jobs)} Slurm jobs submitted (array {jobs[0].job_id.split('_')[0]}); their logs are under "
           f"{Path(jobs[0].paths.stderr).parent.parent}")
-    problems = [p for job, o in zip(jobs, job_overrides, strict=True) if (p := job_problem(job, o, params["timeout_min"]))]
+    problems = [p for job, label in zip(jobs, labels(job_overrides), strict=True)
+                if (p := job_problem(job, label, params["timeout_min"]))]
     if problems:
         raise ClusterError("\n".join([*problems, (
             f"{len(problems)} of {len(jobs)} Slurm jobs did not finish; the finished ones' results are kept (their "
