@@ -122,8 +122,20 @@ def store_failure(uri: str, err: Exception) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _reported(uri: str) -> Iterator[None]:
+    """Turn the store's failures (``store_failure``) into one-line ``TrackingError``s; let other errors through."""
+    try:
+        yield
+    except (MlflowException, OperationalError) as err:
+        problem = store_failure(uri, err)
+        if problem is None:
+            raise
+        raise TrackingError(problem) from err
+
+
 class _Guarded:
-    """An MlflowClient whose calls raise a one-line ``TrackingError`` when the store fails them (``store_failure``)."""
+    """An MlflowClient whose every call reports the store's failures as one-line ``TrackingError``s."""
 
     def __init__(self, mlflow: MlflowClient, uri: str) -> None:
         self._mlflow, self._uri = mlflow, uri
@@ -133,13 +145,8 @@ class _Guarded:
 
         @wraps(method)
         def call(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with _reported(self._uri):
                 return method(*args, **kwargs)
-            except (MlflowException, OperationalError) as err:
-                problem = store_failure(self._uri, err)
-                if problem is None:
-                    raise
-                raise TrackingError(problem) from err
 
         return call
 
@@ -147,10 +154,10 @@ class _Guarded:
 @cache
 def client(uri: str) -> MlflowClient:
     """A client of the store at ``uri``; the store's tables are created (under the lock) when it is new."""
-    with _creation_lock(uri):
-        mlflow = cast(MlflowClient, _Guarded(MlflowClient(tracking_uri=uri), uri))
+    with _creation_lock(uri), _reported(uri):
+        mlflow = MlflowClient(tracking_uri=uri)
         mlflow.search_experiments(max_results=1)  # opens the store, creating or migrating its tables
-    return mlflow
+    return cast(MlflowClient, _Guarded(mlflow, uri))
 
 
 def experiment_id(cfg: DictConfig) -> str:
