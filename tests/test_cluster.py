@@ -281,8 +281,9 @@ def test_eight_concurrent_slurm_jobs_log_every_parent_and_child_run_exactly_once
 # ----------------------------------------------------------------------------------------------- who gets in
 
 
-def status_of(url: str, user: str | None = None, password: str | None = None) -> int:
-    request = urllib.request.Request(f"{url}/api/2.0/mlflow/experiments/search?max_results=1")
+def status_of(url: str, user: str | None = None, password: str | None = None,
+              path: str = "/api/2.0/mlflow/experiments/search?max_results=1") -> int:
+    request = urllib.request.Request(f"{url}{path}")
     if user:
         request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
     try:
@@ -304,6 +305,8 @@ def test_the_server_listens_on_this_machine_only_and_refuses_clients_without_the
     assert status_of(services.url, "alice", "not-her-password") == 401
     assert status_of(services.url, "mallory", services.users["alice"]) == 401
     assert status_of(services.url, "alice", services.users["alice"]) == 200
+    assert status_of(services.url, path="/") == 401  # the UI too
+    assert status_of(services.url, "bob", services.users["bob"], path="/") == 200
 
     for user, password in ((None, None), ("bob", "not-his-password")):
         for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
