@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, filter_overrides
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf
 
@@ -62,11 +62,16 @@ def labels(job_overrides: Sequence[Sequence[str]]) -> list[str]:
 def job_problem(job: Any, label: str, timeout_min: int) -> str | None:
     """One line on a job that did not finish (its id, label, state, cause and log); None when it finished."""
     error = job.exception()
-    if error is None:
-        return None
+    if error is None:  # the job ran to its end; Hydra's run_job keeps what the sweep's main raised in its JobReturn
+        returned = job.results()[0]
+        if returned.status != JobStatus.FAILED:
+            return None
+        raised = returned._return_value  # what the task raised, e.g. a TrackingError, or submitit's time-out
+        trace = [f"{type(raised).__module__}.{type(raised).__qualname__}: {raised}"]
+    else:  # submitit's FailedJobError holds the job's traceback between two rules; Uncompleted: none
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        trace = lines[lines.index("-" * 22) + 1 : -4] if "-" * 22 in lines else []
     state = job.state
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    trace = lines[lines.index("-" * 22) + 1 : -4] if "-" * 22 in lines else []  # FailedJobError: the job's traceback
     if state == "TIMEOUT" or any("timed-out" in line for line in trace):
         cause = f"over its time limit of {timeout_min} min: raise hydra.launcher.timeout_min"
     elif state.startswith("CANCELLED"):
