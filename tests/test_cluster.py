@@ -364,25 +364,19 @@ def test_the_tracking_server_gone_mid_sweep_is_reported_and_comes_back(services)
 def test_the_database_refusing_connections_is_one_line_naming_the_fix(services, compose, monkeypatch):
     cluster_name, version = services.server_env["TRACKING_PG_CLUSTER"], sorted(os.listdir("/usr/lib/postgresql"))[-1]
     subprocess.run(["pg_ctlcluster", version, cluster_name, "stop"], check=True)
-    password, port = services.secrets()["db_password"], services.server_env["TRACKING_PG_PORT"]
     try:
-        direct = f"postgresql://mlflow:{password}@127.0.0.1:{port}/mlflow"
-        for uri, expected in ((services.url, f"the tracking server {services.url} cannot reach its database (HTTP "
-                                             "503): start it (scripts/tracking-server up on the server's machine)"),
-                              (direct, f"the tracking database postgresql://mlflow:***@127.0.0.1:{port}/mlflow "
-                                       "refused the connection (")):
-            for key, value in services.client_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0").items():
-                if key.startswith("MLFLOW_"):
-                    monkeypatch.setenv(key, value)
-            monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-            tracking.client.cache_clear()
-            with pytest.raises(tracking.TrackingError) as refused:
-                tracking.experiment_id(compose())
-            assert str(refused.value).startswith(expected) and "\n" not in str(refused.value)
-            assert password not in str(refused.value)
+        for key, value in services.client_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0").items():
+            if key.startswith("MLFLOW_"):
+                monkeypatch.setenv(key, value)
+        tracking.client.cache_clear()
+        with pytest.raises(tracking.TrackingError) as refused:
+            tracking.experiment_id(compose())
+        assert str(refused.value) == (
+            f"the tracking server {services.url} cannot reach its database (HTTP 503): start it "
+            "(scripts/tracking-server up on the server's machine), then run again.")
     finally:
         tracking.client.cache_clear()
-        up_or_skip(services.tracking_server("up"), "scripts/tracking-server up")
+        up_or_skip(services.tracking_server("up"), "scripts/tracking-server up")  # starts the database again
     assert status_of(services.url, "alice", services.users["alice"]) == 200
 
 
