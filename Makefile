@@ -2,6 +2,8 @@
 #   make study   installs into .venv and runs the shampoo study (dvc repro compare) on the embedded defaults
 #   make test    installs into .venv and runs the test suite
 PYTHON ?= python3
+# extras to install; CI adds cluster (the Slurm launcher, the team tracking server's packages)
+EXTRAS ?= dev
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -9,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $@
 
 .PHONY: install study test lint params

@@ -11,6 +11,9 @@ The store is ``tracking.store``, a SQLite file under the project root, unless ML
 another (an MLflow server, for sweeps on a cluster). Parallel jobs share it safely: the database and the
 experiment are created under a file lock before any run is logged (a sweep does it once, before its
 jobs start), and MLflow itself waits on SQLite's lock for every write.
+
+A store that cannot be reached or refuses this client (a server gone, its database down, wrong credentials) fails
+every call with a one-line ``TrackingError`` that names the store, with any password in its URI masked, and the fix.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -39,6 +42,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from omegaconf import DictConfig, OmegaConf
+from sqlalchemy.exc import OperationalError
 
 from pipeline.artifacts import paths
 from pipeline.errors import TrackingError
@@ -99,7 +103,7 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         return
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
-        raise TrackingError(f"the MLflow tracking server {uri} is unreachable ({reason}): start it, point "
+        raise TrackingError(f"the MLflow tracking server {masked(uri)} is unreachable ({reason}): start it, point "
                             f"MLFLOW_TRACKING_URI at one that runs, {OFF}.") from None
 
 
@@ -113,6 +117,68 @@ def check_store_file(db: Path) -> None:
                             f"make it writable, set tracking.store elsewhere, {OFF}.")
 
 
+def masked(uri: str) -> str:
+    """``uri`` with its password, if any, replaced by ``***``: what messages may show."""
+    parts = urlparse(uri)
+    if parts.password is None:
+        return uri
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
+def store_failure(uri: str, err: Exception) -> str | None:
+    """Why the store at ``uri`` failed a request and what fixes it, in one line; None for any other error."""
+    store, text = masked(uri), str(err)
+    if isinstance(err, OperationalError):  # a database URI, e.g. postgresql://...: the database itself refused
+        said = str(err.orig).strip().splitlines()[0] if err.orig else "no connection"
+        return (f"the tracking database {store} refused the connection ({said}): start it (scripts/tracking-server "
+                "up) or fix MLFLOW_TRACKING_URI, then run again.")
+    if not isinstance(err, MlflowException):
+        return None
+    if err.error_code == "UNAUTHENTICATED":
+        return (f"the tracking server {store} refused this client's credentials (HTTP 401): set "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user of the server's users file.")
+    if err.error_code == "PERMISSION_DENIED":
+        return (f"the tracking server {store} denied user {os.environ.get('MLFLOW_TRACKING_USERNAME')!r} this request "
+                "(HTTP 403): ask its admin for EDIT permission on the experiment.")
+    if "503" in text:
+        return (f"the tracking server {store} cannot reach its database (HTTP 503): start it (scripts/tracking-server "
+                "up on the server's machine), then run again.")
+    if any(s in text for s in ("Failed to establish a new connection", "Connection refused", "timed out",
+                               "Connection aborted", "RemoteDisconnected")):
+        return (f"the tracking server {store} does not answer: start it (scripts/tracking-server up) or point "
+                "MLFLOW_TRACKING_URI at one that runs, then run again; tracking.enabled=false runs without tracking.")
+    return None
+
+
+@contextlib.contextmanager
+def _reported(uri: str) -> Iterator[None]:
+    """Turn the store's failures (``store_failure``) into one-line ``TrackingError``s; let other errors through."""
+    try:
+        yield
+    except (MlflowException, OperationalError) as err:
+        problem = store_failure(uri, err)
+        if problem is None:
+            raise
+        raise TrackingError(problem) from err
+
+
+class _Guarded:
+    """An MlflowClient whose every call reports the store's failures as one-line ``TrackingError``s."""
+
+    def __init__(self, mlflow: MlflowClient, uri: str) -> None:
+        self._mlflow, self._uri = mlflow, uri
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._mlflow, name)
+
+        @wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with _reported(self._uri):
+                return method(*args, **kwargs)
+
+        return call
+
+
 @cache
 def client(uri: str) -> MlflowClient:
     """A client of the store at ``uri``; the store's tables are created (under the lock) when it is new."""
@@ -122,16 +188,19 @@ def client(uri: str) -> MlflowClient:
         check_store_file(db)
     with _creation_lock(uri):
         try:
-            mlflow = MlflowClient(tracking_uri=uri)
-            mlflow.search_experiments(max_results=1)  # opens the store, creating or migrating its tables
+            with _reported(uri):
+                mlflow = MlflowClient(tracking_uri=uri)
+                mlflow.search_experiments(max_results=1)  # opens the store, creating or migrating its tables
+        except TrackingError:
+            raise
         except Exception as err:  # an SQL error from a damaged file, or a server that is not MLflow
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             if db is None:
-                raise TrackingError(f"the MLflow store {uri} cannot be used ({first}): check MLFLOW_TRACKING_URI, "
-                                    f"{OFF}.") from None
+                raise TrackingError(f"the MLflow store {masked(uri)} cannot be used ({first}): check "
+                                    f"MLFLOW_TRACKING_URI, {OFF}.") from None
             raise TrackingError(f"the MLflow store {db} cannot be opened ({first}): move it aside "
                                 f"(mv {db} {db}.broken) to start a new one, {OFF}.") from None
-    return mlflow
+    return cast(MlflowClient, _Guarded(mlflow, uri))
 
 
 def experiment_id(cfg: DictConfig) -> str:

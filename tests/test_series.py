@@ -56,8 +56,8 @@ def test_a_users_csv_is_a_series(tmp_path):
     ("rows", "overrides", "message"),
     [
         ([(p, 1.0 + i) for i, p in enumerate(months(40))], {}, r"series 'bad' has 40 observations .* need 50: lower"),
-        ([(p, 1.0 + i) for i, p in enumerate(months(70)) if i != 30], {}, r"series 'bad' \(.*bad.csv\): no row for 2002-07 "
-                                                                           r"between .* at frequency M: add the missing"),
+        ([(p, 1.0 + i) for i, p in enumerate(months(70)) if i != 30], {},
+         r"series 'bad' \(.*bad.csv\): no row for 2002-07 between .* at frequency M: add the missing"),
         ([(p, float(i)) for i, p in enumerate(months(70))], {"transform": "log"},
          r"series 'bad': transform log needs positive values, but 2000-01 is 0; set transform: none"),
         ([(p, 1.0) for p in months(70)], {"frequency": "weekly"}, r"series 'bad': frequency must be one of"),

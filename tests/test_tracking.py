@@ -277,3 +277,38 @@ def test_a_panel_is_a_parent_run_with_its_verdicts_and_one_child_per_series(stor
             rows[rows.regime == "stateful"].relative_rmse.mean())
         logged_rows = pd.read_csv(client.download_artifacts(run_id, "results.csv", str(tmp_path)))
         pd.testing.assert_frame_equal(logged_rows, rows.reset_index(drop=True), check_dtype=False)
+
+
+def test_a_store_that_fails_is_one_line_naming_it_and_the_fix_and_never_its_password():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import ErrorCode
+    from sqlalchemy.exc import OperationalError
+
+    uri = "postgresql://mlflow:s3cret@db.example:5433/mlflow"
+    assert tracking.masked(uri) == "postgresql://mlflow:***@db.example:5433/mlflow"
+    assert tracking.masked("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    refused = OperationalError("SELECT 1", {}, Exception('connection to "db.example" failed: refused\nIs it running?'))
+    assert tracking.store_failure(uri, refused) == (
+        'the tracking database postgresql://mlflow:***@db.example:5433/mlflow refused the connection (connection to '
+        '"db.example" failed: refused): start it (scripts/tracking-server up) or fix MLFLOW_TRACKING_URI, then run '
+        "again.")
+    unauthenticated = MlflowException("401 != 200", error_code=ErrorCode.Value("UNAUTHENTICATED"))
+    assert "refused this client's credentials (HTTP 401)" in tracking.store_failure("http://h:1", unauthenticated)
+    missing = MlflowException("no such run", error_code=ErrorCode.Value("RESOURCE_DOES_NOT_EXIST"))
+    assert tracking.store_failure("http://h:1", missing) is None  # an answer, not a failure of the store
+    assert tracking.store_failure("http://h:1", ValueError("Connection refused")) is None  # not the store's
+
+
+def test_a_server_that_does_not_answer_is_one_line_naming_it(compose, monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    tracking.client.cache_clear()
+    try:
+        expected = rf"^the MLflow tracking server http://127.0.0.1:{port} is unreachable \(.*\): start it"
+        with pytest.raises(tracking.TrackingError, match=expected):
+            tracking.experiment_id(compose())
+    finally:
+        tracking.client.cache_clear()
