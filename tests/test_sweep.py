@@ -89,7 +89,7 @@ def test_a_parallel_multirun_keeps_jobs_apart_and_logs_them_under_one_parent(tmp
     assert parents[0].data.tags["sweep.dir"] == str((tmp_path / "sweep").resolve())
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
     assert sorted(c.data.tags["sweep.job"] for c in children) == ["regime=noreset", "regime=stateful"]
-    assert all(len(client.get_metric_history(c.info.run_id, "rmse")) == 2 for c in children)
+    assert all(len(client.get_metric_history(c.info.run_id, "rmse_by_repeat")) == 2 for c in children)
     logged = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"results.csv", "summary.csv", "tests.csv", "jobs"} <= logged
 

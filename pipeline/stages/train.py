@@ -8,13 +8,14 @@ interrupted run trains only the chunks it had not finished.
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline import progress, resume
+from pipeline import io, progress, resume
 from pipeline.artifacts import load_problem, model_spec, paths
 from pipeline.engines import Engine, Problem, TrainedReplicas, make_engine
 from pipeline.engines.base import ModelSpec, Progress
@@ -50,14 +51,17 @@ def run(cfg: DictConfig, root: Path) -> dict[str, TrainedReplicas]:
     cache = resume.cache_from_config(cfg)
     seeds = repeat_seeds(cfg.base_seed, cfg.repeats)
     spec = model_spec(cfg)
-    trained = {}
+    trained, times = {}, {}
     for regime in regimes(cfg):
         problem = load_problem(p, regime.window)
         regime.check_rows(len(problem.x_train), len(problem.x_test))
         identity = resume.replica_identity(cfg.engine, regime, spec, problem)
+        start = time.time()
         with progress.bar(len(seeds), f"train {regime.name}") as bar:
             trained[regime.name] = train_in_chunks(engine, problem, regime, spec, seeds, cache, identity, bar.update)
+        times[regime.name] = [start, time.time()]
         trained[regime.name].save(p.model(regime.name))
+    io.write_json(p.train_times(), times)
     return trained
 
 

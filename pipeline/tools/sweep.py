@@ -20,6 +20,7 @@ Nothing imports this module.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,10 @@ def main(cfg: DictConfig) -> None:
     try:
         if cfg.study in studies.NAMES:
             common.enable_op_determinism()  # as the study's stage and the audit run it
+            start = time.time()
             studies.load(cfg.study).run(cfg, root)
-            tracking.log_other_study(cfg, root, cfg.study, kind="sweep", parent=parent, label=label)
+            tracking.log_other_study(cfg, root, cfg.study, kind="sweep", parent=parent, label=label,
+                                     trained=(start, time.time()))
             return
         for stage in STAGES:
             stage.run(cfg, root)
@@ -85,7 +88,7 @@ def main(cfg: DictConfig) -> None:
         tables = comparison.tables
         tracking.log_study(
             cfg, root, results=tables.results, summary=tables.summary, baselines=tables.baselines,
-            files=comparison.files, kind="sweep", parent=parent, label=label,
+            files=comparison.files, kind="sweep", verdicts=tables.verdicts, parent=parent, label=label,
         )
     except BaseException:
         if parent is not None:  # the sweep as a whole has failed; the other jobs still log their runs
