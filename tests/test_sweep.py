@@ -1,5 +1,6 @@
 """The Hydra sweep entry: its stages, its labels, the A-vs-A preset, and real multiruns on both launchers."""
 
+import logging
 import os
 import re
 import subprocess
@@ -23,7 +24,7 @@ TINY = ("repeats=2", "model.epochs=2", "data.source=packaged")
 
 def test_jobs_run_the_core_stages_of_dvc_yaml_in_order():
     stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
-    core = [m.group(1) for s in stages.values() if (m := re.fullmatch(r"python -m pipeline\.(\w+)", s["cmd"]))]
+    core = [m.group(1) for s in stages.values() if (m := re.fullmatch(r"python -m pipeline\.(stages\.\w+)", s["cmd"]))]
     assert [m.__name__.removeprefix("pipeline.") for m in (*sweep.STAGES, compare)] == core
     assert sweep.STAGES[:-1] == audit.STAGES  # the audit re-runs them up to the evaluate stage's scoring
 
@@ -36,6 +37,61 @@ def test_a_job_is_labelled_by_the_values_its_sweep_varies(tmp_path):
     assert keys == {"regime", "base_seed"}
     assert sweep.job_label(["regime=noreset", "repeats=2", "experiment=a_vs_a", "base_seed=2"], keys) == (
         "regime=noreset,base_seed=2")
+
+
+def test_what_a_job_prints_goes_to_its_log_line_by_line(caplog):
+    caplog.set_level(logging.INFO, logger="pipeline")
+    stream = sweep.LogLines(logging.getLogger("pipeline"))
+    print("fetch: 36 rows\ntrain", file=stream, end="")
+    print(" stateful", file=stream)
+    stream.write("unfinished")
+    stream.end()
+    assert [r.getMessage() for r in caplog.records] == ["fetch: 36 rows", "train stateful", "unfinished"]
+
+
+@pytest.fixture
+def entry(monkeypatch, capsys):
+    """What ``lstm-state <args>`` prints: the console script runs this module's main, here in process."""
+
+    def run(*args: str, comp_line: str = "") -> str:
+        monkeypatch.setattr(sys, "argv", ["lstm-state", *args])
+        if comp_line:
+            monkeypatch.setenv("COMP_LINE", comp_line)
+            monkeypatch.setenv("COMP_POINT", str(len(comp_line)))
+        capsys.readouterr()
+        try:
+            sweep.main()
+        except SystemExit as done:  # Hydra exits after --help
+            assert done.code in (0, None)
+        finally:
+            GlobalHydra.instance().clear()
+        return capsys.readouterr().out
+
+    return run
+
+
+def test_help_names_the_config_groups_and_presets(entry):
+    text = entry("--help")
+    assert "experiment: a_vs_a, ci, quick, seed" in text and "engine: keras, vectorized" in text
+    assert "lstm-state experiment=quick" in text and "repeats=1000" in text
+    assert "repeats=5 " in entry("--help", "experiment=quick")  # the settings shown are the composed ones
+
+
+def test_shell_completion_offers_groups_options_and_keys(entry):
+    assert "experiment=quick" in entry("-sc", "query=bash", comp_line="lstm-state experiment=").split()
+    assert "model.epochs=" in entry("-sc", "query=bash", comp_line="lstm-state model.").split()
+    assert "complete -o nospace -o default -F hydra_bash_completion lstm-state" in entry("-sc", "install=bash")
+
+
+def test_the_console_scripts_point_at_real_entry_points():
+    import importlib
+    import tomllib
+
+    scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["lstm-state"] == "pipeline.tools.sweep:main"
+    for target in scripts.values():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function))
 
 
 def hydra_config(*overrides: str):
@@ -90,6 +146,10 @@ def test_a_parallel_multirun_keeps_jobs_apart_and_logs_them_under_one_parent(tmp
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
     assert sorted(c.data.tags["sweep.job"] for c in children) == ["regime=noreset", "regime=stateful"]
     assert all(len(client.get_metric_history(c.info.run_id, "rmse_by_repeat")) == 2 for c in children)
+    assert all("rmse_mean/stateful regime:stateful" in p.data.metrics for p in parents)  # each job's summary
+    for job in jobs:  # what the job printed, in its own log
+        log = (job / "sweep.log").read_text()
+        assert "fetch: 36 rows" in log and "Resetting state after each training epoch" in log
     logged = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"results.csv", "summary.csv", "tests.csv", "jobs"} <= logged
 

@@ -20,7 +20,11 @@ Nothing imports this module.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
+from collections.abc import Iterator
+from io import TextIOBase
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import io, studies, tracking
 from pipeline.analysis import stats
-from pipeline.params import ConfigError, validate
+from pipeline.params import CONF_DIR, ConfigError, validate
 from pipeline.stages import compare, difference, evaluate, fetch, frame, scale, train
 from pipeline.studies import common
 
@@ -62,9 +66,53 @@ def job_label(overrides: list[str], keys: set[str]) -> str:
     return ",".join(o.input_line for o in parsed if o.key_or_group in keys)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+class LogLines(TextIOBase):
+    """A text stream handing each complete line to a logger: with stdout redirected to it, what a job prints
+    reaches Hydra's handlers, so the console and the job's own ``<job>.log`` (``conf/hydra/default.yaml``)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self.logger, self.pending = logger, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        for line in lines:
+            self.logger.info(line)
+        return len(text)
+
+    def end(self) -> None:
+        if self.pending:
+            self.logger.info(self.pending)
+            self.pending = ""
+
+
+@contextlib.contextmanager
+def printed_to_log(name: str) -> Iterator[None]:
+    """Print into the job's log while it runs; as is when logging is off (hydra/job_logging=none)."""
+    if not logging.getLogger().handlers:
+        yield
+        return
+    stream = LogLines(logging.getLogger(name))
+    try:
+        with contextlib.redirect_stdout(stream):
+            yield
+    finally:
+        stream.end()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     validate(cfg)
+    with printed_to_log("pipeline"):
+        run_job(cfg)
+
+
+def run_job(cfg: DictConfig) -> None:
+    """One job: the core study's stages, or another study's, in the job's folder; logged under the sweep's run."""
     job = HydraConfig.get()
     root = Path(job.runtime.output_dir)
     multirun = job.mode == RunMode.MULTIRUN
