@@ -122,12 +122,13 @@ def run_job(cfg: DictConfig) -> None:
                           "study=sine separately, e.g. -m study=echo echo.repeats=10,30.")
     label = job_label(list(job.overrides.task), keys) if multirun else ""
     parent = tracking.sweep_parent(cfg, sweep_dir(job)) if multirun else None
+    kind = "sweep" if multirun else "run"  # the parent run's name without -m: one study, run in process
     try:
         if cfg.study in studies.NAMES:
             common.enable_op_determinism()  # as the study's stage and the audit run it
             start = time.time()
             studies.load(cfg.study).run(cfg, root)
-            tracking.log_other_study(cfg, root, cfg.study, kind="sweep", parent=parent, label=label,
+            tracking.log_other_study(cfg, root, cfg.study, kind=kind, parent=parent, label=label,
                                      trained=(start, time.time()))
             return
         for stage in STAGES:
@@ -136,7 +137,7 @@ def run_job(cfg: DictConfig) -> None:
         tables = comparison.tables
         tracking.log_study(
             cfg, root, results=tables.results, summary=tables.summary, baselines=tables.baselines,
-            files=comparison.files, kind="sweep", verdicts=tables.verdicts, parent=parent, label=label,
+            files=comparison.files, kind=kind, verdicts=tables.verdicts, parent=parent, label=label,
         )
     except BaseException:
         if parent is not None:  # the sweep as a whole has failed; the other jobs still log their runs
