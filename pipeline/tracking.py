@@ -320,7 +320,7 @@ def log_study(
                              {**common, **({MLFLOW_RUN_NOTE: note} if note else {})},
                              start=min((start for start, _ in trained.values()), default=None))
         parent_config = {k: v for k, v in config.items() if k != "regime"}  # each child holds its regime's record
-        _log(cfg, parent, params={"regimes": ",".join(config["regime"]), **flatten(parent_config)})
+        _log(cfg, parent, params={**flatten(parent_config), "regimes": ",".join(config["regime"])})
     folder = "" if own_parent else f"jobs/{label}/"
     try:
         _log(cfg, parent, tags=verdict_tags(verdicts, suffix), metrics=_metrics(study_metrics, timestamp))
