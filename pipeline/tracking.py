@@ -200,26 +200,24 @@ def regime_metrics(rmse: pd.Series, summary: pd.Series, baselines: pd.DataFrame)
     return {k: v for k, v in found.items() if math.isfinite(v)}  # one repeat has no sd
 
 
-def verdict_tags(verdicts: pd.DataFrame | None, suffix: str = "") -> dict[str, str]:
-    """Each expectation's overall verdict (``verdict.4``: ``supported``); ``not run`` when none of its regime
-    pairs was in the study."""
-    if verdicts is None or verdicts.empty:
+def expectation_verdicts(verdicts: pd.DataFrame | None) -> dict[tuple[int, str], str]:
+    """(number, claim) -> each expectation's overall verdict; ``not run`` when none of its pairs was in the study."""
+    if verdicts is None:
         return {}
-    tags = {}
-    for number, rows in verdicts.groupby("expectation", sort=True):
-        tags[f"verdict.{number}{suffix}"] = "not run" if rows.missing.notna().all() else str(rows.overall.iloc[0])
-    return tags
+    return {(int(number), claim): "not run" if rows.missing.notna().all() else str(rows.overall.iloc[0])
+            for (number, claim), rows in verdicts.groupby(["expectation", "claim"], sort=True)}
+
+
+def verdict_tags(verdicts: pd.DataFrame | None, suffix: str = "") -> dict[str, str]:
+    """``verdict.4``: ``supported``, one tag per expectation."""
+    return {f"verdict.{number}{suffix}": v for (number, _), v in expectation_verdicts(verdicts).items()}
 
 
 def verdict_note(verdicts: pd.DataFrame | None) -> str:
     """The verdicts as the markdown a run's description shows at the top of its page."""
-    if verdicts is None or verdicts.empty:
-        return ""
-    lines = ["| # | expectation | verdict |", "|---|---|---|"]
-    for (number, claim), rows in verdicts.groupby(["expectation", "claim"], sort=True):
-        verdict = "not run" if rows.missing.notna().all() else rows.overall.iloc[0]
-        lines.append(f"| {number} | {claim} | {verdict} |")
-    return "\n".join(lines)
+    found = expectation_verdicts(verdicts)
+    rows = [f"| {number} | {claim} | {verdict} |" for (number, claim), verdict in found.items()]
+    return "\n".join(["| # | expectation | verdict |", "|---|---|---|", *rows]) if rows else ""
 
 
 def train_times(root: Path, cfg: DictConfig) -> dict[str, tuple[float, float]]:
@@ -232,9 +230,9 @@ def histogram(rmse: pd.Series, baselines: pd.DataFrame, title: str) -> Figure:
     """Every repeat's RMSE as a histogram, with the baselines as vertical lines."""
     figure = Figure(figsize=(7, 4), layout="constrained")
     ax = figure.subplots()
-    ax.hist(rmse, bins="auto", color="tab:blue", alpha=0.8)
-    for row, color in zip(baselines.itertuples(), ("tab:red", "tab:orange", "tab:green", "tab:purple"), strict=False):
-        ax.axvline(row.rmse, color=color, linestyle="--", label=f"{row.model} {row.rmse:.1f}")
+    ax.hist(rmse, bins="auto", color="C0", alpha=0.8)
+    for i, row in enumerate(baselines.itertuples(), start=1):  # C0 is the bars' colour
+        ax.axvline(row.rmse, color=f"C{i}", linestyle="--", label=f"{row.model} {row.rmse:.1f}")
     ax.set(xlabel="test RMSE (monthly sales)", ylabel="repeats", title=title)
     ax.legend(fontsize="small")
     return figure

@@ -132,6 +132,7 @@ def pick_columns(page, names: Sequence[str]) -> None:
     that say nothing here (dataset, source, models) are unticked to make room."""
     page.get_by_role("button", name="Columns").click()
     metrics = page.locator("[class*=tree-treenode]").filter(has=page.get_by_title(re.compile(r"^Metrics \(")))
+    metrics.first.wait_for(timeout=LOADED)
     closed = metrics.locator("[class*=tree-switcher_close]")  # the group starts folded in some stores
     if closed.count():
         closed.first.click()
