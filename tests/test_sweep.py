@@ -15,6 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
+from pipeline import params
 from pipeline.params import CONF_DIR, PROJECT_ROOT
 from pipeline.stages import compare
 from pipeline.tools import audit, sweep
@@ -104,6 +105,20 @@ def test_the_a_vs_a_preset_sweeps_two_base_seeds_of_one_regime():
     cfg = hydra_config("experiment=a_vs_a")
     assert list(cfg.regime) == ["stateful"] and cfg.repeats == 10
     assert cfg.hydra.sweeper.params.base_seed == "1,2"
+
+
+def test_the_quick_preset_is_small_everywhere_and_params_says_so(tmp_path, monkeypatch, capsys):
+    cfg = hydra_config("experiment=quick")
+    assert list(cfg.regime) == ["stateful", "stateless", "noreset"] and cfg.repeats == 5 and cfg.model.epochs == 20
+    assert cfg.alphabet.repeats == cfg.echo.repeats == cfg.sine.repeats == 1
+    default = hydra_config().alphabet.framings
+    assert set(cfg.alphabet.framings) == set(default)  # a framing added later is shrunk too, or this fails
+    assert all(f.epochs < default[name].epochs for name, f in cfg.alphabet.framings.items())
+    monkeypatch.setattr(params, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(params, "PARAMS_FILE", tmp_path / "params.yaml")
+    params.main(["experiment=quick"])
+    assert capsys.readouterr().out.strip() == (
+        "wrote params.yaml: 3 regimes (stateful, stateless, noreset) x 5 repeats x 20 epochs = 15 models")
 
 
 def test_the_local_parallel_launcher_is_the_default():
