@@ -42,6 +42,10 @@ class Paths:
     def model(self, regime: str) -> Path:
         return self.root / self.cfg.models / f"{regime}.npz"
 
+    def train_times(self) -> Path:
+        """Each regime's training [start, end] (seconds since the epoch): what tracking logs as its duration."""
+        return self.root / self.cfg.models / "train_times.json"
+
 
 def paths(cfg: DictConfig, root: Path) -> Paths:
     return Paths(Path(root), cfg.paths)

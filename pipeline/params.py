@@ -117,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         PARAMS_FILE,
         "# Generated from conf/ by `python -m pipeline.params`; edit conf/, not this file.\n" + to_yaml(cfg),
     )
-    print(f"wrote {PARAMS_FILE.name} ({len(regimes(cfg))} regimes, {cfg.repeats} repeats)")
+    names = [r.name for r in regimes(cfg)]
+    print(f"wrote {PARAMS_FILE.name}: {len(names)} regimes ({', '.join(names)}) x "
+          f"{cfg.repeats} repeats x {cfg.model.epochs} epochs = {len(names) * cfg.repeats} models")
 
 
 if __name__ == "__main__":

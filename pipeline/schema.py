@@ -243,6 +243,7 @@ class Config(Group):
     paths: Paths
     data: Data
     regime: dict[str, RegimeRecord] = Field(min_length=1)  # type: ignore[valid-type]
+    regimes: list[Text]  # derived from regime (conf/config.yaml), one column in `dvc exp show`
     engine: Engine
     tracking: Tracking
     alphabet: Alphabet

@@ -1,11 +1,16 @@
 """MLflow tracking of every study run; the only module that imports mlflow.
 
-A study run (one ``dvc repro``, or one sweep) is a parent run; each regime it trained is a child run
-holding the fully resolved config (flattened as params, whole as ``config.yaml``), each repeat's RMSE
-as metric ``rmse`` at ``step=repeat``, the summary statistics as metrics, and as tags the base seed and
-every repeat's seed, the engine, the data's sha256, the git commit, library versions and the DVC
-experiment name. Tables and plots are artifacts: the study's on its parent (a sweep's under
-``jobs/<job>/``), each regime's own results table on its child.
+The experiment is tagged as model training, so MLflow 3's UI opens it in its runs table, not in the GenAI
+view. A study run (one ``dvc repro``, or one sweep) is a parent run holding the study's summary as metrics
+(per regime ``rmse_mean/<regime>``, ``rmse_median/...``, ``rmse_sd/...``, ``share_worse_than_persistence/...``;
+a sweep's with each job's label appended) and the verdicts as tags (``verdict.<n>``), so the runs table
+compares repros, DVC experiments and sweeps. Each regime it trained is a child run holding the resolved
+config that run used (flattened as params, whole as ``config.yaml``): its own regime, not the others', and
+not the other write-ups' settings; the same statistics as headline metrics (``rmse_mean``, ...), every
+repeat's RMSE as metric ``rmse_by_repeat`` at ``step=repeat`` and as a histogram, the training time (the
+run's duration is the training's wall time), and as tags the base seed and every repeat's seed, the engine,
+the data's sha256, the git commit, library versions and the DVC experiment name. Tables and plots are
+artifacts: the study's on its parent (a sweep's under ``jobs/<job>/``), each regime's own on its child.
 
 The store is ``tracking.store``, a SQLite file under the project root, unless MLFLOW_TRACKING_URI names
 another (an MLflow server, for sweeps on a cluster). Parallel jobs share it safely: the database and the
@@ -21,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
+import re
 import tempfile
 import time
 import urllib.error
@@ -35,23 +42,31 @@ from urllib.parse import urlparse
 
 import pandas as pd
 from filelock import FileLock
+from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking.context.registry import resolve_tags
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE
 from omegaconf import DictConfig, OmegaConf
 from sqlalchemy.exc import OperationalError
 
+from pipeline import studies
 from pipeline.artifacts import paths
 from pipeline.errors import TrackingError
+from pipeline.io import read_json
 from pipeline.params import ConfigError
 from pipeline.provenance import file_sha256, git_state, library_versions, project_root
 
 SEEDS_PER_TAG = 500  # a tag holds at most 8000 characters: seeds are split over tags "seeds.<first>-<last>"
-SUMMARY_STATS = {"mean": "mean", "std": "std", "min": "min", "25%": "25pct", "50%": "50pct", "75%": "75pct",
-                 "max": "max"}  # describe()'s rows, named as in the DVC metrics
+# MLflow 3's UI opens an experiment without this tag in its GenAI view (traces), which hides the runs table.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+SUMMARY_STATS = {"mean": "rmse_mean", "50%": "rmse_median", "std": "rmse_sd", "min": "rmse_min",
+                 "25%": "rmse_25pct", "75%": "rmse_75pct", "max": "rmse_max"}  # describe()'s rows -> metric names
+PARENT_STATS = ("rmse_mean", "rmse_median", "rmse_sd", "share_worse_than_persistence")  # per regime on a parent
+WORSE_THAN = "persistence"  # the baseline whose RMSE a repeat is counted as worse than
+PER_REPEAT = "rmse_by_repeat"  # every repeat's RMSE at step=repeat: what the audit recomputes
 
 
 @dataclass(frozen=True)
@@ -209,12 +224,15 @@ def experiment_id(cfg: DictConfig) -> str:
     mlflow = client(uri)
     found = mlflow.get_experiment_by_name(cfg.tracking.experiment)
     if found is not None:
+        for key, value in EXPERIMENT_TAGS.items():  # a store made before the tag was set
+            if found.tags.get(key) != value:
+                mlflow.set_experiment_tag(found.experiment_id, key, value)
         return found.experiment_id
     db = _sqlite_path(uri)
     # Artifacts of the embedded store sit beside it, not in whatever directory a job runs from.
     location = (db.parent / "mlartifacts").as_uri() if db is not None else None
     try:
-        return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=location)
+        return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=location, tags=EXPERIMENT_TAGS)
     except MlflowException as err:  # another job created it meanwhile
         if err.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
             raise
@@ -269,10 +287,80 @@ def provenance_tags(cfg: DictConfig, root: Path) -> dict[str, str]:
     return {k: v for k, v in tags.items() if v}
 
 
-def _create_run(cfg: DictConfig, name: str, tags: Mapping[str, str], parent: str | None = None) -> str:
+def study_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config of the core (shampoo) study: without the other write-ups' sections and paths."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for name in studies.NAMES:
+        config.pop(name, None)
+        config["paths"] = {k: v for k, v in config["paths"].items() if not k.startswith(f"{name}_")}
+    return config
+
+
+def key_suffix(label: str) -> str:
+    """A sweep job's label as a metric or tag name suffix (`` regime:stateful repeats:30``); MLflow allows
+    no ``=`` or ``,`` in names."""
+    unquoted = re.sub(r"[\[\]'\"]", "", label).replace("=", ":")  # regime=[a,b] -> regime:a b
+    cleaned = re.sub(r"[^\w.\- :]+", " ", unquoted).split()
+    return f" {' '.join(cleaned)}" if cleaned else ""
+
+
+def regime_metrics(rmse: pd.Series, summary: pd.Series, baselines: pd.DataFrame) -> dict[str, float]:
+    """A regime's headline numbers: its RMSE distribution and the share of repeats worse than persistence."""
+    found = {name: float(summary[stat]) for stat, name in SUMMARY_STATS.items()}
+    worse = baselines.loc[baselines.model == WORSE_THAN, "rmse"]
+    if len(worse):
+        found[f"share_worse_than_{WORSE_THAN}"] = float((rmse > float(worse.iloc[0])).mean())
+    return {k: v for k, v in found.items() if math.isfinite(v)}  # one repeat has no sd
+
+
+def expectation_verdicts(verdicts: pd.DataFrame | None) -> dict[tuple[int, str], str]:
+    """(number, claim) -> each expectation's overall verdict; ``not run`` when none of its pairs was in the study."""
+    if verdicts is None:
+        return {}
+    return {(int(number), claim): "not run" if rows.missing.notna().all() else str(rows.overall.iloc[0])
+            for (number, claim), rows in verdicts.groupby(["expectation", "claim"], sort=True)}
+
+
+def verdict_tags(verdicts: pd.DataFrame | None, suffix: str = "") -> dict[str, str]:
+    """``verdict.4``: ``supported``, one tag per expectation."""
+    return {f"verdict.{number}{suffix}": v for (number, _), v in expectation_verdicts(verdicts).items()}
+
+
+def verdict_note(verdicts: pd.DataFrame | None) -> str:
+    """The verdicts as the markdown a run's description shows at the top of its page."""
+    found = expectation_verdicts(verdicts)
+    rows = [f"| {number} | {claim} | {verdict} |" for (number, claim), verdict in found.items()]
+    return "\n".join(["| # | expectation | verdict |", "|---|---|---|", *rows]) if rows else ""
+
+
+def train_times(root: Path, cfg: DictConfig) -> dict[str, tuple[float, float]]:
+    """Each regime's training (start, end) in seconds since the epoch, as the train stage recorded them."""
+    path = paths(cfg, root).train_times()
+    return {k: (float(v[0]), float(v[1])) for k, v in read_json(path).items()} if path.is_file() else {}
+
+
+def histogram(rmse: pd.Series, baselines: pd.DataFrame, title: str) -> Figure:
+    """Every repeat's RMSE as a histogram, with the baselines as vertical lines."""
+    figure = Figure(figsize=(7, 4), layout="constrained")
+    ax = figure.subplots()
+    ax.hist(rmse, bins="auto", color="C0", alpha=0.8)
+    for i, row in enumerate(baselines.itertuples(), start=1):  # C0 is the bars' colour
+        ax.axvline(row.rmse, color=f"C{i}", linestyle="--", label=f"{row.model} {row.rmse:.1f}")
+    ax.set(xlabel="test RMSE (monthly sales)", ylabel="repeats", title=title)
+    ax.legend(fontsize="small")
+    return figure
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else int(seconds * 1000)
+
+
+def _create_run(cfg: DictConfig, name: str, tags: Mapping[str, str], parent: str | None = None,
+                start: float | None = None) -> str:
     extra = {MLFLOW_PARENT_RUN_ID: parent} if parent else {}
     run = client(tracking_uri(cfg)).create_run(
-        experiment_id(cfg), run_name=name, tags=resolve_tags({**tags, **extra, MLFLOW_RUN_NAME: name})
+        experiment_id(cfg), run_name=name, start_time=_ms(start),
+        tags=resolve_tags({**tags, **extra, MLFLOW_RUN_NAME: name}),
     )
     return run.info.run_id
 
@@ -285,6 +373,10 @@ def _log(cfg: DictConfig, run_id: str, *, params: Mapping[str, str] | None = Non
     )
 
 
+def _metrics(values: Mapping[str, float], timestamp: int) -> list[Metric]:
+    return [Metric(k, float(v), timestamp, 0) for k, v in values.items()]
+
+
 def _log_files(cfg: DictConfig, run_id: str, root: Path, files: Sequence[Path], prefix: str = "") -> None:
     """Each file under its path relative to ``root`` (reports/boxplot.png), below ``prefix``."""
     mlflow = client(tracking_uri(cfg))
@@ -294,15 +386,9 @@ def _log_files(cfg: DictConfig, run_id: str, root: Path, files: Sequence[Path], 
         mlflow.log_artifact(run_id, str(path), None if folder == "." else folder)
 
 
-def finish(cfg: DictConfig, run_id: str, failed: bool = False) -> None:
+def finish(cfg: DictConfig, run_id: str, failed: bool = False, end: float | None = None) -> None:
     status = RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
-    client(tracking_uri(cfg)).set_terminated(run_id, status=status)
-
-
-def _summary_metrics(summary: pd.Series, baselines: pd.DataFrame, timestamp: int) -> list[Metric]:
-    metrics = [Metric(f"rmse_{name}", float(summary[stat]), timestamp, 0) for stat, name in SUMMARY_STATS.items()]
-    metrics += [Metric(f"baseline_{row.model}", float(row.rmse), timestamp, 0) for row in baselines.itertuples()]
-    return metrics
+    client(tracking_uri(cfg)).set_terminated(run_id, status=status, end_time=_ms(end))
 
 
 # ---------------------------------------------------------------------------------------------- studies
@@ -310,33 +396,51 @@ def _summary_metrics(summary: pd.Series, baselines: pd.DataFrame, timestamp: int
 
 def log_study(
     cfg: DictConfig, root: Path, *, results: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame,
-    files: Sequence[Path], kind: str, parent: str | None = None, label: str = "",
+    files: Sequence[Path], kind: str, verdicts: pd.DataFrame | None = None, parent: str | None = None,
+    label: str = "",
 ) -> StudyRuns | None:
     """Log a finished study (its stages' outputs under ``root``); None when tracking is off.
 
     Without ``parent`` a parent run of ``kind`` ("repro", "sweep") is opened for this study and holds
-    its files; a sweep job passes its sweep's parent, and its files go there under ``jobs/<label>/``.
+    its files; a sweep job passes its sweep's parent, and its files go there under ``jobs/<label>/``,
+    its summary metrics and verdicts under names ending in its label.
     """
     if not cfg.tracking.enabled:
         return None
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = study_config(cfg)
     common = {**provenance_tags(cfg, root), "study.kind": kind}
     results_file = paths(cfg, root).results
     if results_file.is_file():
         common["results.sha256"] = file_sha256(results_file)
     if label:
         common["sweep.job"] = label
+    trained = train_times(root, cfg)
+    by_regime = {regime: rows.sort_values("repeat") for regime, rows in results.groupby("regime", sort=False)}
+    headline = {regime: regime_metrics(by_regime[regime].rmse, summary[regime], baselines) for regime in by_regime}
+    suffix = key_suffix(label)
+    timestamp = int(time.time() * 1000)
+    study_metrics = {f"{stat}/{regime}{suffix}": values[stat]
+                     for regime, values in headline.items() for stat in PARENT_STATS if stat in values}
+    study_metrics |= {f"baseline_{row.model}{suffix}": float(row.rmse) for row in baselines.itertuples()}
+    if trained:
+        study_metrics[f"train_seconds{suffix}"] = sum(end - start for start, end in trained.values())
     own_parent = parent is None
     if own_parent:
-        parent = _create_run(cfg, f"{kind} {common.get('dvc.experiment', '')}".strip(), common)
-        _log(cfg, parent, params=flatten(config))
+        note = verdict_note(verdicts)
+        parent = _create_run(cfg, f"{kind} {common.get('dvc.experiment', '')}".strip(),
+                             {**common, **({MLFLOW_RUN_NOTE: note} if note else {})},
+                             start=min((start for start, _ in trained.values()), default=None))
+        parent_config = {k: v for k, v in config.items() if k != "regime"}  # each child holds its regime's record
+        _log(cfg, parent, params={**flatten(parent_config), "regimes": ",".join(config["regime"])})
     folder = "" if own_parent else f"jobs/{label}/"
     try:
+        _log(cfg, parent, tags=verdict_tags(verdicts, suffix), metrics=_metrics(study_metrics, timestamp))
         client(tracking_uri(cfg)).log_text(parent, OmegaConf.to_yaml(cfg, resolve=True), f"{folder}config.yaml")
         _log_files(cfg, parent, root, files, folder)
         children = {
-            regime: _log_regime(cfg, regime, record, results, summary[regime], baselines, common, parent, label)
-            for regime, record in config["regime"].items()
+            regime: _log_regime(cfg, regime, config, by_regime[regime], headline[regime], baselines, common,
+                                parent, label, trained.get(regime))
+            for regime in config["regime"]
         }
     except BaseException:
         if own_parent:  # a sweep's parent is closed by the sweep
@@ -348,25 +452,31 @@ def log_study(
 
 
 def _log_regime(
-    cfg: DictConfig, regime: str, record: Mapping[str, Any], results: pd.DataFrame, summary: pd.Series,
+    cfg: DictConfig, regime: str, config: Mapping[str, Any], rows: pd.DataFrame, headline: Mapping[str, float],
     baselines: pd.DataFrame, common: Mapping[str, str], parent: str, label: str,
+    trained: tuple[float, float] | None,
 ) -> str:
-    rows = results[results.regime == regime].sort_values("repeat")
-    child = _create_run(cfg, f"{regime} {label}".strip(), {**common, "regime": regime}, parent)
+    """One regime's child run; its start and end are its training's when the train stage recorded them."""
+    start, end = trained or (None, None)
+    child = _create_run(cfg, f"{regime} {label}".strip(), {**common, "regime": regime}, parent, start=start)
     try:
-        config = OmegaConf.to_container(cfg, resolve=True)
-        config["regime"] = {"name": regime, **record}  # this run's regime only, so children compare side by side
+        own = {**config, "regime": {"name": regime, **config["regime"][regime]}}  # this run's regime only
         timestamp = int(time.time() * 1000)
-        per_repeat = [Metric("rmse", float(r.rmse), timestamp, int(r.repeat)) for r in rows.itertuples()]
-        _log(cfg, child, params=flatten(config), tags=seed_tags(rows.seed.tolist()),
-             metrics=per_repeat + _summary_metrics(summary, baselines, timestamp))
+        per_repeat = [Metric(PER_REPEAT, float(r.rmse), timestamp, int(r.repeat)) for r in rows.itertuples()]
+        values = {**headline, **{f"baseline_{row.model}": float(row.rmse) for row in baselines.itertuples()}}
+        if trained:
+            values["train_seconds"] = end - start
+        _log(cfg, child, params=flatten(own), tags=seed_tags(rows.seed.tolist()),
+             metrics=_metrics(values, timestamp) + per_repeat)  # headline first: what the compare view picks
         mlflow = client(tracking_uri(cfg))
-        mlflow.log_text(child, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        mlflow.log_text(child, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")  # what the audit rebuilds from
         mlflow.log_text(child, rows.to_csv(index=False, lineterminator="\n"), "results.csv")
+        mlflow.log_figure(child, histogram(rows.rmse, baselines, f"{regime}: {len(rows)} repeats"),
+                          "rmse_histogram.png")
     except BaseException:
         finish(cfg, child, failed=True)
         raise
-    finish(cfg, child)
+    finish(cfg, child, end=end)
     return child
 
 
@@ -376,14 +486,16 @@ def numbers(tree: Mapping[str, Any]) -> dict[str, float]:
 
 
 def log_other_study(
-    cfg: DictConfig, root: Path, name: str, *, kind: str, parent: str | None = None, label: str = ""
+    cfg: DictConfig, root: Path, name: str, *, kind: str, parent: str | None = None, label: str = "",
+    trained: tuple[float, float] | None = None,
 ) -> str | None:
     """Log one of the other write-ups' studies (``pipeline.studies.<name>``, outputs under ``root``) as one
     run; None when tracking is off.
 
     The run holds the study's config section and the base seed as params, every repeat's seed as tags, the
     numbers of its metrics JSON as metrics, and its results table, report section, plot and whole config as
-    artifacts: what ``python -m pipeline.tools.audit <run id>`` re-runs and compares. A sweep job passes its
+    artifacts: what ``python -m pipeline.tools.audit <run id>`` re-runs and compares. ``trained`` (start, end
+    in seconds since the epoch) becomes the run's duration and its ``train_seconds``. A sweep job passes its
     sweep's parent run.
     """
     if not cfg.tracking.enabled:
@@ -393,20 +505,20 @@ def log_other_study(
     seeds = pd.read_csv(results).drop_duplicates("repeat").sort_values("repeat").seed.tolist()
     tags = {**provenance_tags(cfg, root), "study.kind": kind, "study": name, "results.sha256": file_sha256(results),
             **({"sweep.job": label} if label else {})}
-    run_id = _create_run(cfg, f"{name} {label}".strip(), tags, parent)
+    start, end = trained or (None, None)
+    run_id = _create_run(cfg, f"{name} {label}".strip(), tags, parent, start=start)
     try:
         section = OmegaConf.to_container(cfg[name], resolve=True)
-        timestamp = int(time.time() * 1000)
-        found = numbers(json.loads(metrics.read_text()))
+        found = numbers(json.loads(metrics.read_text())) | ({"train_seconds": end - start} if trained else {})
         _log(cfg, run_id, params={"base_seed": str(cfg.base_seed), **flatten(section, f"{name}.")},
-             tags=seed_tags(seeds), metrics=[Metric(k, v, timestamp, 0) for k, v in found.items()])
+             tags=seed_tags(seeds), metrics=_metrics(found, int(time.time() * 1000)))
         client(tracking_uri(cfg)).log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         others = [getattr(p, f"{name}_{part}") for part in ("report", "plot", "metrics")]
         _log_files(cfg, run_id, results.parent, [results, *(f for f in others if f.is_file())])
     except BaseException:
         finish(cfg, run_id, failed=True)
         raise
-    finish(cfg, run_id)
+    finish(cfg, run_id, end=end)
     return run_id
 
 
@@ -529,7 +641,7 @@ def recorded_run(cfg: DictConfig, run_id: str) -> RecordedRun | RecordedStudyRun
             table = Path(mlflow.download_artifacts(run_id, Path(config.paths[f"{study}_results"]).name, tmp))
             return RecordedStudyRun(run_id, config, study, io.StringIO(table.read_text()))
     rmse: dict[int, list[float]] = {}
-    for metric in mlflow.get_metric_history(run_id, "rmse"):
+    for metric in mlflow.get_metric_history(run_id, PER_REPEAT):
         rmse.setdefault(metric.step, []).append(metric.value)
     return RecordedRun(run_id, config, run.data.tags["regime"], seeds_from_tags(run.data.tags), rmse)
 

@@ -1,5 +1,6 @@
 """The Hydra sweep entry: its stages, its labels, the A-vs-A preset, and real multiruns on both launchers."""
 
+import logging
 import os
 import re
 import subprocess
@@ -15,6 +16,7 @@ from hydra.core.utils import setup_globals
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
+from pipeline import params
 from pipeline.params import CONF_DIR, PROJECT_ROOT
 from pipeline.stages import compare
 from pipeline.tools import audit, sweep
@@ -39,6 +41,61 @@ def test_a_job_is_labelled_by_the_values_its_sweep_varies(tmp_path):
         "regime=noreset,base_seed=2")
 
 
+def test_what_a_job_prints_goes_to_its_log_line_by_line(caplog):
+    caplog.set_level(logging.INFO, logger="pipeline")
+    stream = sweep.LogLines(logging.getLogger("pipeline"))
+    print("fetch: 36 rows\ntrain", file=stream, end="")
+    print(" stateful", file=stream)
+    stream.write("unfinished")
+    stream.end()
+    assert [r.getMessage() for r in caplog.records] == ["fetch: 36 rows", "train stateful", "unfinished"]
+
+
+@pytest.fixture
+def entry(monkeypatch, capsys):
+    """What ``lstm-state <args>`` prints: the console script runs this module's main, here in process."""
+
+    def run(*args: str, comp_line: str = "") -> str:
+        monkeypatch.setattr(sys, "argv", ["lstm-state", *args])
+        if comp_line:
+            monkeypatch.setenv("COMP_LINE", comp_line)
+            monkeypatch.setenv("COMP_POINT", str(len(comp_line)))
+        capsys.readouterr()
+        try:
+            sweep.main()
+        except SystemExit as done:  # Hydra exits after --help
+            assert done.code in (0, None)
+        finally:
+            GlobalHydra.instance().clear()
+        return capsys.readouterr().out
+
+    return run
+
+
+def test_help_names_the_config_groups_and_presets(entry):
+    text = entry("--help")
+    assert "experiment: a_vs_a, ci, quick, seed" in text and "engine: keras, vectorized" in text
+    assert "lstm-state experiment=quick" in text and "repeats=1000" in text
+    assert "repeats=5 " in entry("--help", "experiment=quick")  # the settings shown are the composed ones
+
+
+def test_shell_completion_offers_groups_options_and_keys(entry):
+    assert "experiment=quick" in entry("-sc", "query=bash", comp_line="lstm-state experiment=").split()
+    assert "model.epochs=" in entry("-sc", "query=bash", comp_line="lstm-state model.").split()
+    assert "complete -o nospace -o default -F hydra_bash_completion lstm-state" in entry("-sc", "install=bash")
+
+
+def test_the_console_scripts_point_at_real_entry_points():
+    import importlib
+    import tomllib
+
+    scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["lstm-state"] == "pipeline.tools.sweep:main"
+    for target in scripts.values():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function))
+
+
 def hydra_config(*overrides: str):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
@@ -49,6 +106,20 @@ def test_the_a_vs_a_preset_sweeps_two_base_seeds_of_one_regime():
     cfg = hydra_config("experiment=a_vs_a")
     assert list(cfg.regime) == ["stateful"] and cfg.repeats == 10
     assert cfg.hydra.sweeper.params.base_seed == "1,2"
+
+
+def test_the_quick_preset_is_small_everywhere_and_params_says_so(tmp_path, monkeypatch, capsys):
+    cfg = hydra_config("experiment=quick")
+    assert list(cfg.regime) == ["stateful", "stateless", "noreset"] and cfg.repeats == 5 and cfg.model.epochs == 20
+    assert cfg.alphabet.repeats == cfg.echo.repeats == cfg.sine.repeats == 1
+    default = hydra_config().alphabet.framings
+    assert set(cfg.alphabet.framings) == set(default)  # a framing added later is shrunk too, or this fails
+    assert all(f.epochs < default[name].epochs for name, f in cfg.alphabet.framings.items())
+    monkeypatch.setattr(params, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(params, "PARAMS_FILE", tmp_path / "params.yaml")
+    params.main(["experiment=quick"])
+    assert capsys.readouterr().out.strip() == (
+        "wrote params.yaml: 3 regimes (stateful, stateless, noreset) x 5 repeats x 20 epochs = 15 models")
 
 
 def test_the_local_parallel_launcher_is_the_default():
@@ -98,7 +169,11 @@ def test_a_parallel_multirun_keeps_jobs_apart_and_logs_them_under_one_parent(tmp
     assert parents[0].data.tags["sweep.dir"] == str((tmp_path / "sweep").resolve())
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
     assert sorted(c.data.tags["sweep.job"] for c in children) == ["regime=noreset", "regime=stateful"]
-    assert all(len(client.get_metric_history(c.info.run_id, "rmse")) == 2 for c in children)
+    assert all(len(client.get_metric_history(c.info.run_id, "rmse_by_repeat")) == 2 for c in children)
+    assert all("rmse_mean/stateful regime:stateful" in p.data.metrics for p in parents)  # each job's summary
+    for job in jobs:  # what the job printed, in its own log
+        log = (job / "sweep.log").read_text()
+        assert "fetch: 36 rows" in log and "Resetting state after each training epoch" in log
     logged = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"results.csv", "summary.csv", "tests.csv", "jobs"} <= logged
 

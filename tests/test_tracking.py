@@ -61,16 +61,38 @@ def runs(uri: str) -> list:
     return client.search_runs([experiment.experiment_id], max_results=1000)
 
 
+def verdicts_table() -> pd.DataFrame:
+    """Two expectations as the compare stage writes them: one tested, one whose regimes were not in the study."""
+    return pd.DataFrame([
+        {"expectation": 4, "claim": "Resetting state after each training epoch improves test RMSE", "a": "stateful",
+         "b": "noreset", "missing": None, "verdict": "supported", "overall": "supported"},
+        {"expectation": 4, "claim": "Resetting state after each training epoch improves test RMSE", "a": "seed_train",
+         "b": "seed_train_no_resets", "missing": "seed_train and seed_train_no_resets", "verdict": "inconclusive",
+         "overall": "supported"},
+        {"expectation": 1, "claim": "A stateful LSTM outperforms a stateless one", "a": "stateful", "b": "stateless",
+         "missing": "stateless", "verdict": "inconclusive", "overall": "inconclusive"},
+    ])
+
+
 def test_a_study_is_a_parent_run_with_one_child_per_regime(store, tmp_path, monkeypatch):
     monkeypatch.setenv("DVC_EXP_NAME", "sunny-pads")
     cfg, inputs = finished_study(tmp_path / "study")
-    logged = tracking.log_study(cfg, tmp_path / "study", kind="repro", **inputs)
+    trained = {"stateful": [1_700_000_000.0, 1_700_000_012.5], "noreset": [1_700_000_012.5, 1_700_000_020.0]}
+    io.write_json(paths(cfg, tmp_path / "study").train_times(), trained)
+    logged = tracking.log_study(cfg, tmp_path / "study", kind="repro", verdicts=verdicts_table(), **inputs)
 
     client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("lstm-state-study")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI's model-training view
     parent = client.get_run(logged.parent)
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["study.kind"] == "repro" and parent.data.tags["dvc.experiment"] == "sunny-pads"
-    assert parent.data.params["regime.noreset.reset_after_epoch"] == "false"  # the whole config, flattened
+    assert parent.data.params["regimes"] == "stateful,noreset" and parent.data.params["model.epochs"] == "2"
+    assert not any(k.startswith(("regime.", "echo.", "alphabet.", "sine.", "paths.echo")) for k in parent.data.params)
+    assert parent.data.tags["verdict.4"] == "supported" and parent.data.tags["verdict.1"] == "not run"
+    assert "| 4 | Resetting state" in parent.data.tags["mlflow.note.content"]
+    assert parent.info.start_time == 1_700_000_000_000  # the study began when training did
+    assert parent.data.metrics["train_seconds"] == 20.0
     assert {a.path for a in client.list_artifacts(logged.parent, "reports")} == {
         "reports/results.csv", "reports/baselines.csv"}
     assert set(logged.children) == set(REGIMES)
@@ -78,15 +100,23 @@ def test_a_study_is_a_parent_run_with_one_child_per_regime(store, tmp_path, monk
     for regime, run_id in logged.children.items():
         run = client.get_run(run_id)
         rows = results[results.regime == regime]
+        worse = float((rows.rmse > 136.761).mean())
+        for stat, value in (("rmse_mean", rows.rmse.mean()), ("rmse_median", rows.rmse.median()),
+                            ("rmse_sd", rows.rmse.std()), ("share_worse_than_persistence", worse)):
+            assert run.data.metrics[stat] == pytest.approx(value)
+            assert parent.data.metrics[f"{stat}/{regime}"] == pytest.approx(value)  # compared across studies
         assert run.data.tags["mlflow.parentRunId"] == logged.parent
         assert run.data.params["regime.name"] == regime and run.data.params["model.epochs"] == "2"
         assert "regime.stateful.stateful" not in run.data.params  # each child holds its own regime only
-        history = sorted(client.get_metric_history(run_id, "rmse"), key=lambda m: m.step)
+        assert not any(k.startswith(("echo.", "paths.sine")) for k in run.data.params)  # no other study's settings
+        history = sorted(client.get_metric_history(run_id, "rmse_by_repeat"), key=lambda m: m.step)
         assert [m.step for m in history] == [0, 1, 2]
         np.testing.assert_array_equal([m.value for m in history], rows.rmse.to_numpy())  # exact, bit for bit
-        assert run.data.metrics["rmse_mean"] == pytest.approx(rows.rmse.mean())
-        assert run.data.metrics["rmse_50pct"] == pytest.approx(rows.rmse.median())
+        assert len(client.get_metric_history(run_id, "rmse_mean")) == 1  # a headline number, not a series
         assert run.data.metrics["baseline_persistence"] == 136.761
+        start, end = trained[regime]
+        assert run.data.metrics["train_seconds"] == end - start
+        assert (run.info.start_time, run.info.end_time) == (start * 1000, end * 1000)  # duration = training
         tags = run.data.tags
         assert tracking.seeds_from_tags(tags) == rows.seed.tolist()
         assert tags["base_seed"] == "1" and tags["engine"] == cfg.engine.name and tags["regime"] == regime
@@ -96,8 +126,27 @@ def test_a_study_is_a_parent_run_with_one_child_per_regime(store, tmp_path, monk
         assert len(tags.get("git.commit", "0" * 40)) == 40
         logged_rows = pd.read_csv(client.download_artifacts(run_id, "results.csv", str(tmp_path)))
         pd.testing.assert_frame_equal(logged_rows, rows.reset_index(drop=True))
+        assert {"config.yaml", "results.csv", "rmse_histogram.png"} <= {a.path for a in client.list_artifacts(run_id)}
         config = Path(client.download_artifacts(run_id, "config.yaml", str(tmp_path))).read_text()
         assert "noreset:" in config and "epochs: 2" in config
+
+
+def test_a_sweep_jobs_summary_lands_on_the_sweeps_parent_under_its_label(store, tmp_path):
+    cfg, inputs = finished_study(tmp_path / "job")
+    sweep = tracking.start_sweep(cfg, tmp_path, ["repeats=3,30"])
+    tracking.log_study(cfg, tmp_path / "job", kind="sweep", parent=sweep, label="regime=[stateful,noreset],repeats=3",
+                       verdicts=verdicts_table(), **inputs)
+    parent = MlflowClient(store).get_run(sweep)
+    mean = inputs["results"].query("regime == 'noreset'").rmse.mean()
+    assert parent.data.metrics["rmse_mean/noreset regime:stateful noreset repeats:3"] == pytest.approx(mean)
+    assert parent.data.tags["verdict.4 regime:stateful noreset repeats:3"] == "supported"
+
+
+def test_an_experiment_made_before_the_kind_tag_gets_it(store):
+    cfg = compose_config(list(OVERRIDES))
+    made = MlflowClient(store).create_experiment("lstm-state-study")
+    assert tracking.experiment_id(cfg) == made
+    assert MlflowClient(store).get_experiment(made).tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_tracking_off_logs_nothing(store, tmp_path):
@@ -154,7 +203,7 @@ def test_two_jobs_logging_in_parallel_to_one_new_store(tmp_path):
     assert len(set(parents)) == 6 and len(logged) == 6 * (1 + len(REGIMES))
     assert all(run.info.status == "FINISHED" for run in logged)
     children = [run for run in logged if "regime" in run.data.tags]
-    assert all(len(MlflowClient(uri).get_metric_history(run.info.run_id, "rmse")) == 3 for run in children)
+    assert all(len(MlflowClient(uri).get_metric_history(run.info.run_id, "rmse_by_repeat")) == 3 for run in children)
     assert {run.data.tags["mlflow.parentRunId"] for run in children} == set(parents)
 
 
@@ -214,7 +263,8 @@ def test_runs_logged_through_a_server_are_found_by_its_rest_api(server, tmp_path
     assert [r["info"]["run_id"] for r in found] == [logged.children["noreset"]]
     tags = {t["key"]: t["value"] for t in found[0]["data"]["tags"]}
     assert tags["mlflow.parentRunId"] == logged.parent
-    history = rest(server, "metrics/get-history", run_id=logged.children["noreset"], metric_key="rmse")["metrics"]
+    history = rest(server, "metrics/get-history", run_id=logged.children["noreset"],
+                   metric_key=tracking.PER_REPEAT)["metrics"]
     expected = inputs["results"].query("regime == 'noreset'").rmse.tolist()
     assert [m["value"] for m in sorted(history, key=lambda m: m["step"])] == expected
     artifacts = rest(server, "artifacts/list", run_id=logged.children["noreset"])["files"]

@@ -479,7 +479,7 @@ def main() -> None:
     comparison = run(cfg, root)
     t = comparison.tables
     tracking.log_study(cfg, root, results=t.results, summary=t.summary, baselines=t.baselines,
-                       files=comparison.files, kind="repro")
+                       verdicts=t.verdicts, files=comparison.files, kind="repro")
 
 
 if __name__ == "__main__":

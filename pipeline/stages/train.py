@@ -10,13 +10,14 @@ checkpoints every epoch segment in between (``pipeline.resume``), so an interrup
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline import errors, progress, resume
+from pipeline import errors, io, progress, resume
 from pipeline.artifacts import load_problem, model_spec, paths
 from pipeline.engines import Engine, Problem, TrainedReplicas, make_engine
 from pipeline.engines.base import ModelSpec, TrainingJob, training_procedure
@@ -91,13 +92,16 @@ def train_procedures(
 def run(cfg: DictConfig, root: Path) -> dict[str, TrainedReplicas]:
     p, spec = paths(cfg, root), model_spec(cfg)
     groups = procedures(cfg, root, spec)
+    start = time.time()
     trained = train_procedures(make_engine(cfg.engine), groups, spec, repeat_seeds(cfg.base_seed, cfg.repeats),
                                resume.cache_from_config(cfg))
+    span = [start, time.time()]  # the procedures train together, in one call: each regime is logged with its span
     by_regime = {}
     for identity, group in groups.items():
         for name in group.regimes:
             trained[identity].save(p.model(name))
             by_regime[name] = trained[identity]
+    io.write_json(p.train_times(), {name: span for name in by_regime})
     return {regime.name: by_regime[regime.name] for regime in regimes(cfg)}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,9 @@ def stage_main(name: str, run: Callable[[DictConfig, Path], pd.DataFrame]) -> No
 
     cfg, root = load_params(), Path.cwd()
     enable_op_determinism()
+    start = time.time()
     run(cfg, root)
-    tracking.log_other_study(cfg, root, name, kind="repro")
+    tracking.log_other_study(cfg, root, name, kind="repro", trained=(start, time.time()))
 
 
 class StudyError(BadInput):

@@ -20,8 +20,13 @@ Nothing imports this module.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import secrets
+import time
+from collections.abc import Iterator
+from io import TextIOBase
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import errors, io, studies, tracking
 from pipeline.analysis import stats
 from pipeline.errors import PipelineError
-from pipeline.params import ConfigError, validate
+from pipeline.params import CONF_DIR, ConfigError, validate
 from pipeline.stages import compare, difference, evaluate, fetch, frame, scale, train
 from pipeline.studies import common
 
@@ -69,9 +74,53 @@ def job_label(overrides: list[str], keys: set[str]) -> str:
     return ",".join(o.input_line for o in parsed if o.key_or_group in keys)
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
+class LogLines(TextIOBase):
+    """A text stream handing each complete line to a logger: with stdout redirected to it, what a job prints
+    reaches Hydra's handlers, so the console and the job's own ``<job>.log`` (``conf/hydra/default.yaml``)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self.logger, self.pending = logger, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        for line in lines:
+            self.logger.info(line)
+        return len(text)
+
+    def end(self) -> None:
+        if self.pending:
+            self.logger.info(self.pending)
+            self.pending = ""
+
+
+@contextlib.contextmanager
+def printed_to_log(name: str) -> Iterator[None]:
+    """Print into the job's log while it runs; as is when logging is off (hydra/job_logging=none)."""
+    if not logging.getLogger().handlers:
+        yield
+        return
+    stream = LogLines(logging.getLogger(name))
+    try:
+        with contextlib.redirect_stdout(stream):
+            yield
+    finally:
+        stream.end()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     validate(cfg)
+    with printed_to_log("pipeline"):
+        run_job(cfg)
+
+
+def run_job(cfg: DictConfig) -> None:
+    """One job: the core study's stages, or another study's, in the job's folder; logged under the sweep's run."""
     job = HydraConfig.get()
     root = Path(job.runtime.output_dir)
     multirun = job.mode == RunMode.MULTIRUN
@@ -81,11 +130,14 @@ def main(cfg: DictConfig) -> None:
                           "study=sine separately, e.g. -m study=echo echo.repeats=10,30.")
     label = job_label(list(job.overrides.task), keys) if multirun else ""
     parent = tracking.sweep_parent(cfg, sweep_dir(job)) if multirun else None
+    kind = "sweep" if multirun else "run"  # the parent run's name without -m: one study, run in process
     try:
         if cfg.study in studies.NAMES:
             common.enable_op_determinism()  # as the study's stage and the audit run it
+            start = time.time()
             studies.load(cfg.study).run(cfg, root)
-            tracking.log_other_study(cfg, root, cfg.study, kind="sweep", parent=parent, label=label)
+            tracking.log_other_study(cfg, root, cfg.study, kind=kind, parent=parent, label=label,
+                                     trained=(start, time.time()))
             return
         for stage in STAGES:
             stage.run(cfg, root)
@@ -93,7 +145,7 @@ def main(cfg: DictConfig) -> None:
         tables = comparison.tables
         tracking.log_study(
             cfg, root, results=tables.results, summary=tables.summary, baselines=tables.baselines,
-            files=comparison.files, kind="sweep", parent=parent, label=label,
+            files=comparison.files, kind=kind, verdicts=tables.verdicts, parent=parent, label=label,
         )
     except BaseException:
         if parent is not None:  # the sweep as a whole has failed; the other jobs still log their runs
