@@ -313,24 +313,23 @@ def regime_metrics(rmse: pd.Series, summary: pd.Series, baselines: pd.DataFrame)
     return {k: v for k, v in found.items() if math.isfinite(v)}  # one repeat has no sd
 
 
-def expectation_verdicts(verdicts: pd.DataFrame | None) -> dict[tuple[int, str], str]:
-    """(number, claim) -> each expectation's overall verdict; ``not run`` when none of its pairs was in the study."""
+def claim_verdicts(verdicts: pd.DataFrame | None) -> dict[tuple[str, str], str]:
+    """(key, claim) -> the verdict on each claim of the write-up (``E1`` ... the compare stage's verdicts table,
+    one row per claim; ``not run`` when its regimes were not in the study)."""
     if verdicts is None:
         return {}
-    return {(int(number), claim): "not run" if rows.missing.notna().all() else str(rows.overall.iloc[0])
-            for (number, claim), rows in verdicts.groupby(["expectation", "claim"], sort=True)}
+    return {(str(row.key), str(row.claim)): str(row.verdict) for row in verdicts.itertuples()}
 
 
 def verdict_tags(verdicts: pd.DataFrame | None, suffix: str = "") -> dict[str, str]:
-    """``verdict.4``: ``supported``, one tag per expectation."""
-    return {f"verdict.{number}{suffix}": v for (number, _), v in expectation_verdicts(verdicts).items()}
+    """``verdict.E4``: ``supported``, one tag per claim."""
+    return {f"verdict.{key}{suffix}": v for (key, _), v in claim_verdicts(verdicts).items()}
 
 
 def verdict_note(verdicts: pd.DataFrame | None) -> str:
     """The verdicts as the markdown a run's description shows at the top of its page."""
-    found = expectation_verdicts(verdicts)
-    rows = [f"| {number} | {claim} | {verdict} |" for (number, claim), verdict in found.items()]
-    return "\n".join(["| # | expectation | verdict |", "|---|---|---|", *rows]) if rows else ""
+    rows = [f"| {key} | {claim} | {verdict} |" for (key, claim), verdict in claim_verdicts(verdicts).items()]
+    return "\n".join(["| claim | | verdict |", "|---|---|---|", *rows]) if rows else ""
 
 
 def train_times(root: Path, cfg: DictConfig) -> dict[str, tuple[float, float]]:
@@ -423,7 +422,9 @@ def log_study(
                      for regime, values in headline.items() for stat in PARENT_STATS if stat in values}
     study_metrics |= {f"baseline_{row.model}{suffix}": float(row.rmse) for row in baselines.itertuples()}
     if trained:
-        study_metrics[f"train_seconds{suffix}"] = sum(end - start for start, end in trained.values())
+        # wall time of training: the regimes' procedures train together, so their spans overlap
+        spans = trained.values()
+        study_metrics[f"train_seconds{suffix}"] = max(end for _, end in spans) - min(start for start, _ in spans)
     own_parent = parent is None
     if own_parent:
         note = verdict_note(verdicts)

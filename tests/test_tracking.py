@@ -62,15 +62,13 @@ def runs(uri: str) -> list:
 
 
 def verdicts_table() -> pd.DataFrame:
-    """Two expectations as the compare stage writes them: one tested, one whose regimes were not in the study."""
+    """Two claims as compare's verdicts table holds them: one decided, one whose regimes were not run."""
     return pd.DataFrame([
-        {"expectation": 4, "claim": "Resetting state after each training epoch improves test RMSE", "a": "stateful",
-         "b": "noreset", "missing": None, "verdict": "supported", "overall": "supported"},
-        {"expectation": 4, "claim": "Resetting state after each training epoch improves test RMSE", "a": "seed_train",
-         "b": "seed_train_no_resets", "missing": "seed_train and seed_train_no_resets", "verdict": "inconclusive",
-         "overall": "supported"},
-        {"expectation": 1, "claim": "A stateful LSTM outperforms a stateless one", "a": "stateful", "b": "stateless",
-         "missing": "stateless", "verdict": "inconclusive", "overall": "inconclusive"},
+        {"key": "E4", "source": "expectation 4", "endpoint": "mean",
+         "claim": "Resetting state after each training epoch improves test RMSE",
+         "verdict": "supported", "basis": "seed_train vs seed_train_no_resets"},
+        {"key": "E1", "source": "expectation 1", "claim": "A stateful LSTM outperforms a stateless one",
+         "endpoint": "mean", "verdict": "not run", "basis": "not run: stateless"},
     ])
 
 
@@ -89,8 +87,8 @@ def test_a_study_is_a_parent_run_with_one_child_per_regime(store, tmp_path, monk
     assert parent.data.tags["study.kind"] == "repro" and parent.data.tags["dvc.experiment"] == "sunny-pads"
     assert parent.data.params["regimes"] == "stateful,noreset" and parent.data.params["model.epochs"] == "2"
     assert not any(k.startswith(("regime.", "echo.", "alphabet.", "sine.", "paths.echo")) for k in parent.data.params)
-    assert parent.data.tags["verdict.4"] == "supported" and parent.data.tags["verdict.1"] == "not run"
-    assert "| 4 | Resetting state" in parent.data.tags["mlflow.note.content"]
+    assert parent.data.tags["verdict.E4"] == "supported" and parent.data.tags["verdict.E1"] == "not run"
+    assert "| E4 | Resetting state" in parent.data.tags["mlflow.note.content"]
     assert parent.info.start_time == 1_700_000_000_000  # the study began when training did
     assert parent.data.metrics["train_seconds"] == 20.0
     assert {a.path for a in client.list_artifacts(logged.parent, "reports")} == {
@@ -139,7 +137,7 @@ def test_a_sweep_jobs_summary_lands_on_the_sweeps_parent_under_its_label(store, 
     parent = MlflowClient(store).get_run(sweep)
     mean = inputs["results"].query("regime == 'noreset'").rmse.mean()
     assert parent.data.metrics["rmse_mean/noreset regime:stateful noreset repeats:3"] == pytest.approx(mean)
-    assert parent.data.tags["verdict.4 regime:stateful noreset repeats:3"] == "supported"
+    assert parent.data.tags["verdict.E4 regime:stateful noreset repeats:3"] == "supported"
 
 
 def test_an_experiment_made_before_the_kind_tag_gets_it(store):
