@@ -3,7 +3,7 @@
 The experiment is tagged as model training, so MLflow 3's UI opens it in its runs table, not in the GenAI
 view. A study run (one ``dvc repro``, or one sweep) is a parent run holding the study's summary as metrics
 (per regime ``rmse_mean/<regime>``, ``rmse_median/...``, ``rmse_sd/...``, ``share_worse_than_persistence/...``;
-a sweep's with each job's label appended) and the verdicts as tags (``verdict.<n>``), so the runs table
+a sweep's with each job's label appended) and the verdicts as tags (``verdict.E1`` ...), so the runs table
 compares repros, DVC experiments and sweeps. Each regime it trained is a child run holding the resolved
 config that run used (flattened as params, whole as ``config.yaml``): its own regime, not the others', and
 not the other write-ups' settings; the same statistics as headline metrics (``rmse_mean``, ...), every
@@ -15,7 +15,8 @@ artifacts: the study's on its parent (a sweep's under ``jobs/<job>/``), each reg
 The store is ``tracking.store``, a SQLite file under the project root, unless MLFLOW_TRACKING_URI names
 another (an MLflow server, for sweeps on a cluster). Parallel jobs share it safely: the database and the
 experiment are created under a file lock before any run is logged (a sweep does it once, before its
-jobs start), and MLflow itself waits on SQLite's lock for every write.
+jobs start), and MLflow itself waits on SQLite's lock for every write. ``serve`` runs an ``mlflow server``
+on a store for as long as a block needs it (the screenshots tool, the server tests).
 
 A store that cannot be reached or refuses this client (a server gone, its database down, wrong credentials) fails
 every call with a one-line ``TrackingError`` that names the store, with any password in its URI masked, and the fix.
@@ -29,6 +30,10 @@ import json
 import math
 import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -237,6 +242,44 @@ def experiment_id(cfg: DictConfig) -> str:
         if err.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
             raise
         return mlflow.get_experiment_by_name(cfg.tracking.experiment).experiment_id
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(uri: str, log: Path, artifacts: Path | None = None) -> Iterator[str]:
+    """``mlflow server`` on the store at ``uri`` on a free local port, until the block ends; its base URL.
+
+    ``artifacts``: where the server keeps the artifacts clients log through it (``--artifacts-destination``).
+    """
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port := free_port()),
+           "--workers", "1", "--backend-store-uri", uri,
+           *(["--artifacts-destination", str(artifacts)] if artifacts else [])]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/health", timeout=2):
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"mlflow server did not start:\n{log.read_text()[-2000:]}") from None
+                    time.sleep(0.5)
+            yield base
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 # ---------------------------------------------------------------------------------------- what is logged

@@ -3,11 +3,7 @@
 import json
 import multiprocessing
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -205,12 +201,6 @@ def test_two_jobs_logging_in_parallel_to_one_new_store(tmp_path):
     assert {run.data.tags["mlflow.parentRunId"] for run in children} == set(parents)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rest(base: str, path: str, payload: dict | None = None, **query: str) -> dict:
     url = f"{base}/api/2.0/mlflow/{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
     data = None if payload is None else json.dumps(payload).encode()
@@ -221,32 +211,9 @@ def rest(base: str, path: str, payload: dict | None = None, **query: str) -> dic
 
 @pytest.fixture
 def server(tmp_path):
-    port = free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-           "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-           "--artifacts-destination", str(tmp_path / "server-artifacts")]
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below, after the server
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()}")
-                time.sleep(0.5)
+    with tracking.serve(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "server.log",
+                        artifacts=tmp_path / "server-artifacts") as base:
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 @pytest.mark.slow

@@ -20,22 +20,18 @@ import contextlib
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from mlflow import MlflowClient
-from mlflow.entities import Run
+from typing import TYPE_CHECKING
 
 from pipeline import tracking
 from pipeline.params import PROJECT_ROOT, compose_config
+
+if TYPE_CHECKING:  # runs come from pipeline.tracking, the one module that talks to MLflow
+    from mlflow.entities import Run
 
 VIEWPORT = {"width": 1400, "height": 900}
 CHILD_COLUMNS = ("rmse_mean", "rmse_median", "share_worse_than_persistence", "train_seconds")
@@ -52,41 +48,6 @@ def chromium() -> str | None:
         (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def mlflow_server(uri: str, log: Path) -> Iterator[str]:
-    """``mlflow server`` on the store at ``uri`` (read as is: nothing is logged to it); its base URL."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-           "--backend-store-uri", uri]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{base}/health", timeout=2):
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"mlflow server did not start:\n{log.read_text()[-2000:]}") from None
-                    time.sleep(0.5)
-            yield base
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
 @dataclass(frozen=True)
 class Study:
     experiment_id: str
@@ -97,7 +58,7 @@ class Study:
 
 def newest_study(uri: str, experiment: str) -> Study:
     """The newest parent run holding regime runs, and those runs."""
-    client = MlflowClient(uri)
+    client = tracking.client(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise ValueError(f"{uri} has no experiment {experiment!r}: run a study first (make study).")
@@ -240,7 +201,7 @@ def take(uri: str, experiment: str, report_html: Path | None, plots_html: Path |
     views = Views(out)
     study = newest_study(uri, experiment)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack, sync_playwright() as playwright:
-        base = server or stack.enter_context(mlflow_server(uri, Path(tmp) / "server.log"))
+        base = server or stack.enter_context(tracking.serve(uri, Path(tmp) / "server.log"))
         browser = playwright.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
         page = browser.new_page(viewport=VIEWPORT)
         regimes = [c.data.tags["regime"] for c in study.children]
