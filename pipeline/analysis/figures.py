@@ -80,6 +80,8 @@ def repeats_plot(contrasts: pd.DataFrame, margin: float, confidence: float, path
     the repeats this study has. Meaningful at any pool size: only the SD of the differences is estimated."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
+    if contrasts.empty:  # an evidence table with no pair at all has no columns either
+        contrasts = pd.DataFrame(columns=["a", "b", "estimate", "low", "high", "needed", "n"], dtype=float)
     plt = pyplot()
     rows = max(1, len(contrasts))
     fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 1.2 + 0.38 * rows), sharey=True,

@@ -66,6 +66,8 @@ class Tables:
         used = e[(e.endpoint == "mean") & e.usable.astype(bool)]
         if "sd_diff" in used:  # endpoints on the pairs need paired repeats
             used = used[used.sd_diff.notna()]
+        if used.empty:  # e.g. one regime run: no contrast decides anything
+            return used
         return used.loc[~used.apply(lambda r: frozenset((r.a, r.b)), axis=1).duplicated()]
 
 
