@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import io
-from pipeline.analysis import meta, report
+from pipeline.analysis import figures, meta, report
 
 VERDICT_COLORS = {"supported": "#2e7d32", "contradicted": "#c62828", "equivalent": "#1565c0",
                   "inconclusive": "#bdbdbd"}
@@ -16,7 +16,7 @@ VERDICT_COLORS = {"supported": "#2e7d32", "contradicted": "#c62828", "equivalent
 
 def forest_plot(effects: pd.DataFrame, pooled_row: pd.Series, margin: float, path: Path) -> None:
     """Each series' effect with its interval, the pooled effect, its CI and prediction interval, and ±margin."""
-    plt = report._pyplot()
+    plt = figures.pyplot()
     rows = effects.iloc[::-1]
     fig, ax = plt.subplots(figsize=(7.5, 0.28 * len(rows) + 1.8))
     y = np.arange(len(rows)) + 2
@@ -36,12 +36,12 @@ def forest_plot(effects: pd.DataFrame, pooled_row: pd.Series, margin: float, pat
     ax.set_title(f"{pooled_row['contrast']}: {pooled_row['claim']}", fontsize=9)
     ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
-    report._save(fig, path)
+    figures.save(fig, path)
 
 
 def heatmap(effects: pd.DataFrame, path: Path) -> None:
     """Series x contrast, each cell coloured by its verdict and labelled with the effect in % of persistence."""
-    plt = report._pyplot()
+    plt = figures.pyplot()
     from matplotlib.colors import ListedColormap
 
     per_series = effects[effects.origin == "all"]
@@ -61,7 +61,7 @@ def heatmap(effects: pd.DataFrame, path: Path) -> None:
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in VERDICT_COLORS.values()]
     fig.legend(handles, order, loc="lower center", ncol=4, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    report._save(fig, path)
+    figures.save(fig, path)
 
 
 def _pct(value: float) -> str:
@@ -76,7 +76,7 @@ def _answers(pooled: pd.DataFrame, columns: list[str]) -> str:
         tau2=pooled.tau2.map(lambda v: f"{v:.2g}"), i2=pooled.i2.map(lambda v: f"{100 * v:.0f}%"),
         across_series=[meta.tally(r) for _, r in pooled.iterrows()],
     )
-    return report._table(table[columns])
+    return report.markdown_table(table[columns])
 
 
 def _in_words(row: pd.Series) -> str:
@@ -121,12 +121,12 @@ def markdown(
     lines += ["## Forest plots", ""] + [f"![{label}]({src})" for label, src in plots.items() if label != "heatmap"]
     lines += ["", "## Regimes by series (mean relative RMSE over origins and repeats)", ""]
     wide = summary.pivot(index="series", columns="regime", values="mean_relative_rmse").round(3)
-    lines += [report._table(wide, index=True), ""]
+    lines += [report.markdown_table(wide, index=True), ""]
     lines += ["## Baselines (relative RMSE, mean over origins)", ""]
     base = baselines.groupby(["series", "model"], sort=False)["relative_rmse"].mean().unstack().round(3)
-    lines += [report._table(base, index=True), ""]
+    lines += [report.markdown_table(base, index=True), ""]
     lines += ["## Series features and the winning regime", "",
-              report._table(features.round(3)), "", report._table(winners, index=True), ""]
+              report.markdown_table(features.round(3)), "", report.markdown_table(winners, index=True), ""]
     return "\n".join(lines) + "\n"
 
 

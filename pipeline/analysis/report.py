@@ -114,7 +114,7 @@ def _diff_ci(row: dict) -> str:
     return f"{_num(row['mean_diff'], sign=True)} {_ci(row['ci_low'], row['ci_high'], sign=True)}"
 
 
-def _table(frame: pd.DataFrame, index: bool = False) -> str:
+def markdown_table(frame: pd.DataFrame, index: bool = False) -> str:
     return frame.to_markdown(index=index, disable_numparse=True)
 
 
@@ -259,14 +259,14 @@ state by eye over 10 repeats and asked for more repeats and significance tests. 
 
 The regimes as their records state them:
 
-{_table(pd.DataFrame(rows))}
+{markdown_table(pd.DataFrame(rows))}
 
 What reaches the state is not always what a record says: a stateful layer on one batch per epoch, reset after
 each, never passes state between batches; a reset after every prediction undoes a warm-up; training that is
 never reset starts the test from the state training ended in. The same regimes as the factors *act*
 (derived from the records by `pipeline/analysis/contrasts.py`), which is what the contrasts below are built on:
 
-{_table(tables.factors)}
+{markdown_table(tables.factors)}
 """
 
 
@@ -298,7 +298,7 @@ def claims_section(cfg: DictConfig, tables: Tables) -> str:
 The write-up's six expectations (E), the findings of its review (F) and its remarks on spread (S). Its
 wording is paraphrased; where the write-up only says "may", the claim is read as its plain direction.
 
-{_table(pd.DataFrame(rows))}
+{markdown_table(pd.DataFrame(rows))}
 
 **Decision rule.** A smallest effect of interest, ±{margin:g} RMSE (`stats.margin`), says how big a
 difference must be to matter. A claim on mean RMSE is decided by where the {level} interval of the mean
@@ -319,7 +319,7 @@ middle half) and contradicted when it falls outside the middle 95%.
 
 How the verdicts move with the margin (`stats.margin_sensitivity`):
 
-{_table(sens)}
+{markdown_table(sens)}
 """
 
 
@@ -345,7 +345,7 @@ differ in more (compound) are shown but not used, and so are pairs null by const
 stateless regime, the resets during training and between predictions are part of what "stateful" means, so
 they are listed as implied, not as further differences.
 
-{_table(pd.DataFrame(rows))}
+{markdown_table(pd.DataFrame(rows))}
 
 Pairs equal or null by construction:
 
@@ -394,12 +394,12 @@ repeats in which a forecasts better (bootstrap interval). Where they disagree wi
 
 {agree}
 
-{_table(pd.DataFrame(rows))}
+{markdown_table(pd.DataFrame(rows))}
 
 Tail risk per regime: the 95th percentile of RMSE over repeats (distribution-free interval from order
 statistics) and the share of repeats that forecast worse than persistence.
 
-{_table(tail)}
+{markdown_table(tail)}
 """
 
 
@@ -410,7 +410,7 @@ def rmse_section(cfg: DictConfig, tables: Tables, plots: Plots, rel: dict[Path, 
 
 The write-up's table, one row per regime: the distribution of test RMSE over the repeats.
 
-{_table(summary, index=True)}
+{markdown_table(summary, index=True)}
 
 ![RMSE by regime]({rel[plots.boxplot]})
 """
@@ -435,7 +435,7 @@ so far (up to 35 observations), and fitted once on the 24 training months the LS
 then held fixed (the fair comparison). `linear_lag1` regresses a month's scaled difference on the previous
 one: the LSTMs' own inputs and scaler, without the LSTM.
 
-{_table(frame)}
+{markdown_table(frame)}
 """
 
 
@@ -474,7 +474,7 @@ means the published figure is ordinary luck at {n} repeats; a small one means it
 reproduction by more than luck (the write-up ran Keras 2 on other hardware, so a systematic difference is
 possible). Published means that luck explains less than 5% of the time: {names}.{a_vs_a}
 
-{_table(pd.DataFrame(rows))}
+{markdown_table(pd.DataFrame(rows))}
 """
 
 
@@ -499,7 +499,7 @@ difference sits near a margin needs many, or never settles. (The write-up's prop
 error of each regime's own mean against the number of repeats, is sd/√n by construction; it is kept in
 `se_repeats.csv` for the record.)
 
-{_table(pd.DataFrame(rows))}
+{markdown_table(pd.DataFrame(rows))}
 
 ![Repeats each decision needs]({rel[plots.se]})
 """
@@ -550,7 +550,7 @@ family, t intervals of the mean difference. An outcome names the lower regime on
 the mean and median differences agree in sign; "tests disagree" is mostly heavy tails (see
 [Mean, bulk and tail](#mean-bulk-and-tail)).{pairing}
 
-{_table(pd.DataFrame(rows))}
+{markdown_table(pd.DataFrame(rows))}
 
 </details>
 """
