@@ -76,7 +76,7 @@ def test_a_study_stage_trains_under_op_determinism_as_the_audit_does(monkeypatch
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(common, "load_params", lambda: "cfg")
     monkeypatch.setattr(common, "enable_op_determinism", lambda: calls.append("determinism"))
-    monkeypatch.setattr(tracking, "log_other_study", lambda cfg, root, name, kind: calls.append(f"log {name}"))
+    monkeypatch.setattr(tracking, "log_other_study", lambda cfg, root, name, kind, **_: calls.append(f"log {name}"))
     common.stage_main("echo", lambda cfg, root: calls.append(f"run {cfg} in {root}"))
     assert calls == ["determinism", f"run cfg in {tmp_path}", "log echo"]
     audit.enable_determinism()  # the audit throws the same switch
