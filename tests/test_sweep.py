@@ -53,22 +53,16 @@ def test_what_a_job_prints_goes_to_its_log_line_by_line(caplog):
 
 
 @pytest.fixture
-def entry(monkeypatch, capsys):
-    """What ``lstm-state <args>`` prints: the console script runs this module's main, here in process."""
+def entry():
+    """What ``lstm-state <args>`` prints: the installed console script, run as a user runs it (in a process of
+    its own, so Hydra's logging set-up never outlives the call)."""
 
     def run(*args: str, comp_line: str = "") -> str:
-        monkeypatch.setattr(sys, "argv", ["lstm-state", *args])
-        if comp_line:
-            monkeypatch.setenv("COMP_LINE", comp_line)
-            monkeypatch.setenv("COMP_POINT", str(len(comp_line)))
-        capsys.readouterr()
-        try:
-            sweep.main()
-        except SystemExit as done:  # Hydra exits after --help
-            assert done.code in (0, None)
-        finally:
-            GlobalHydra.instance().clear()
-        return capsys.readouterr().out
+        env = {**os.environ, "COMP_LINE": comp_line, "COMP_POINT": str(len(comp_line))} if comp_line else None
+        done = subprocess.run([str(Path(sys.executable).parent / "lstm-state"), *args], cwd=PROJECT_ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
 
     return run
 
