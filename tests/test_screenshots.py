@@ -38,7 +38,7 @@ def test_the_mlflow_ui_the_report_and_dvc_plots_show_what_a_user_looks_for(brows
     for regime in ("stateful", "stateless", "noreset"):  # the children's rows, with their headline metrics
         assert f"runs table: {regime} shows rmse_mean" in seen and f"runs table: {regime} shows train_seconds" in seen
     assert "runs table: run shows rmse_mean/noreset" in seen  # and the parent's, per regime
-    assert "report: the summary table lists stateful, stateless, noreset" in seen
+    assert "report: it opens with the answer" in seen and "report: a table lists noreset, stateful, stateless" in seen
     assert "dvc plots, offline:" in seen
     shots = {p.name for p in (tmp_path / "shots").iterdir()}
     assert {"runs.png", "parent.png", "child.png", "child-histogram.png", "compare.png", "report.png",
