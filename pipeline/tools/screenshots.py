@@ -177,7 +177,8 @@ def report(page, path: Path, regimes: Sequence[str], views: Views) -> None:
     views.check("LSTM" in heading, f"report: its title ({heading[:60]})")
     views.check(page.locator("h2").first.inner_text().strip() == "The answer", "report: it opens with the answer")
     tables = [t.inner_text() for t in page.locator("table").all()]
-    views.check(any(all(r in t for r in regimes) for t in tables), f"report: a table lists {', '.join(sorted(regimes))}")
+    listed = ", ".join(sorted(regimes))
+    views.check(any(all(r in t for r in regimes) for t in tables), f"report: a table lists {listed}")
     views.shot(page, "report")
 
 
