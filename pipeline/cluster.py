@@ -23,11 +23,14 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf
 
+from pipeline.errors import BadInput
+
 LOCAL_CLUSTER = "scripts/slurm-local up"
 
 
-class ClusterError(CompactHydraException):
-    """Slurm cannot run the sweep, or some of its jobs did not finish: what happened and what fixes it."""
+class ClusterError(BadInput, CompactHydraException):
+    """Slurm cannot run the sweep, or some of its jobs did not finish: what happened and what fixes it (one line
+    per problem; ``errors.cli`` prints them without a traceback)."""
 
 
 def _run(*command: str) -> subprocess.CompletedProcess:

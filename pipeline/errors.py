@@ -110,7 +110,8 @@ def cli(main: Callable[[], int | None]) -> NoReturn:
         if known is None:
             raise
         code, message = known
-        print(f"error: {' '.join(message.split())}{restore_hint()}", file=sys.stderr)
+        lines = [" ".join(line.split()) for line in message.splitlines() if line.strip()]  # one per problem
+        print(f"error: {chr(10).join(lines)}{restore_hint()}", file=sys.stderr)
         sys.exit(code)
     sys.exit(status or 0)
 

@@ -176,7 +176,8 @@ def wait_for_job(name: str, suffix: str, state: str = "RUNNING", within_s: float
 def one_line(err: str, start: str) -> str:
     """The line of a failed command's stderr that starts with ``start``: the error, with no traceback around it."""
     assert "Traceback" not in err, err[-3000:]
-    return next(line for line in err.splitlines() if line.startswith(start))
+    lines = (line.removeprefix("error: ") for line in err.splitlines())  # errors.cli's prefix
+    return next(line for line in lines if line.startswith(start))
 
 
 def runs(client: MlflowClient, filter_string: str) -> list:
