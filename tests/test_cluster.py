@@ -225,7 +225,7 @@ def test_a_sweep_cancelled_on_slurm_resumes_with_what_is_missing_and_matches_the
     out, _ = finish(start_sweep(services.client_env(), work / "slurm", *on_slurm))
     array = submitted_array(out)
     log = (work / "slurm" / ".submitit" / f"{array}_0" / f"{array}_0_0_log.out").read_text()
-    assert "train stateful: 2 of 2 replicas taken from the resume cache" in log  # the finished job trained nothing
+    assert "train: 2 of 2 replicas taken from the resume cache" in log  # the finished job trained nothing
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in cached.items())
 
     finish(local)
@@ -273,7 +273,7 @@ def test_eight_concurrent_slurm_jobs_log_every_parent_and_child_run_exactly_once
     assert labels == sorted(f"regime={r},base_seed={s}" for r in regimes for s in seeds)  # none lost, none twice
     assert {c.info.status for c in children} == {"FINISHED"}
     for child in children:
-        assert [m.step for m in client.get_metric_history(child.info.run_id, "rmse")] == [0, 1]
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "rmse_by_repeat")] == [0, 1]
     parent = parents[0].info.run_id
     assert {a.path for a in client.list_artifacts(parent, "jobs")} == {f"jobs/{label}" for label in labels}
     assert {"results.csv", "summary.csv", "tests.csv"} <= {a.path for a in client.list_artifacts(parent)}
@@ -355,8 +355,8 @@ def test_the_tracking_server_gone_mid_sweep_is_reported_and_comes_back(services)
     job = wait_for_job("gone", "")
     os.killpg(int((services.home / "server.pid").read_text()), signal.SIGTERM)  # the server alone; its database stays
     _, err = finish(sweep, ok=False)
-    assert f"Slurm job {job} (job 0) did not finish: pipeline.tracking.TrackingError: the tracking server " \
-           f"{services.url} does not answer: start it (scripts/tracking-server up)" in one_line(err, f"Slurm job {job}")
+    assert f"Slurm job {job} (job 0) did not finish: pipeline.errors.TrackingError: the MLflow tracking server " \
+           f"{services.url} is unreachable" in one_line(err, f"Slurm job {job}")
     up_or_skip(services.tracking_server("up"), "scripts/tracking-server up")
     assert status_of(services.url, "alice", services.users["alice"]) == 200
 
