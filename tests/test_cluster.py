@@ -180,6 +180,17 @@ def one_line(err: str, start: str) -> str:
     return next(line for line in lines if line.startswith(start))
 
 
+def refusal(monkeypatch, compose, env: dict[str, str]) -> str:
+    """The one-line TrackingError a client with ``env``'s MLFLOW_* settings gets from the store."""
+    for key, value in env.items():
+        if key.startswith("MLFLOW_"):
+            monkeypatch.setenv(key, value)
+    tracking.client.cache_clear()
+    with pytest.raises(tracking.TrackingError) as refused:
+        tracking.experiment_id(compose())
+    return str(refused.value)
+
+
 def runs(client: MlflowClient, filter_string: str) -> list:
     experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
     return client.search_runs([experiment], filter_string=filter_string, max_results=1000)
@@ -312,13 +323,8 @@ def test_the_server_listens_on_this_machine_only_and_refuses_clients_without_the
     for user, password in ((None, None), ("bob", "not-his-password")):
         for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
             monkeypatch.delenv(key, raising=False)
-        for key, value in services.client_env(user, password, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0").items():
-            if key.startswith("MLFLOW_"):
-                monkeypatch.setenv(key, value)
-        tracking.client.cache_clear()
-        with pytest.raises(tracking.TrackingError) as refused:
-            tracking.experiment_id(compose())
-        assert str(refused.value) == (
+        env = services.client_env(user, password, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+        assert refusal(monkeypatch, compose, env) == (
             f"the tracking server {services.url} refused this client's credentials (HTTP 401): set "
             "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user of the server's users file.")
     tracking.client.cache_clear()
@@ -366,13 +372,7 @@ def test_the_database_refusing_connections_is_one_line_naming_the_fix(services, 
     cluster_name, version = services.server_env["TRACKING_PG_CLUSTER"], sorted(os.listdir("/usr/lib/postgresql"))[-1]
     subprocess.run(["pg_ctlcluster", version, cluster_name, "stop"], check=True)
     try:
-        for key, value in services.client_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0").items():
-            if key.startswith("MLFLOW_"):
-                monkeypatch.setenv(key, value)
-        tracking.client.cache_clear()
-        with pytest.raises(tracking.TrackingError) as refused:
-            tracking.experiment_id(compose())
-        assert str(refused.value) == (
+        assert refusal(monkeypatch, compose, services.client_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")) == (
             f"the tracking server {services.url} cannot reach its database (HTTP 503): start it "
             "(scripts/tracking-server up on the server's machine), then run again.")
     finally:
