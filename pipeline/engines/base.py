@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Protocol
 
 import numpy as np
@@ -13,6 +15,24 @@ from pipeline import io
 from pipeline.regimes import StateRegime
 
 WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias", "dense_kernel", "dense_bias")
+
+# TensorFlow's import ends by importing this Keras module eagerly (and with it all of Keras and scikit-learn:
+# about 4 s of a 7.5 s import). Engines that write their programs in TensorFlow itself never use it.
+_EAGER_KERAS = "keras.src.optimizers"
+
+
+def import_tensorflow() -> ModuleType:
+    """TensorFlow, imported (if it is not yet) without the Keras it loads eagerly; ``import keras`` later still
+    works as usual. Call it before the first ``import tensorflow`` of a process that trains without Keras."""
+    if "tensorflow" not in sys.modules and _EAGER_KERAS not in sys.modules:
+        sys.modules[_EAGER_KERAS] = None  # TensorFlow catches the ImportError this raises and goes on
+        try:
+            import tensorflow
+        finally:
+            del sys.modules[_EAGER_KERAS]
+    import tensorflow
+
+    return tensorflow
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def _glorot_uniform(shape: tuple[int, int]):
             shape, seed=seed, minval=tf.cast(-limit, tf.float32), maxval=tf.cast(limit, tf.float32), dtype=tf.float32
         )
 
-    return tf.function(lambda seeds: tf.map_fn(draw, seeds, fn_output_signature=tf.float32))
+    return tf.function(lambda seeds: tf.map_fn(draw, seeds, fn_output_signature=tf.float32), autograph=False)
 
 
 @functools.cache
@@ -60,7 +60,7 @@ def _orthogonal(shape: tuple[int, int]):
             q = tf.transpose(q)
         return tf.reshape(q, shape)  # Keras multiplies by gain 1.0: exact, so left out
 
-    return tf.function(lambda seeds: tf.map_fn(draw, seeds, fn_output_signature=tf.float32))
+    return tf.function(lambda seeds: tf.map_fn(draw, seeds, fn_output_signature=tf.float32), autograph=False)
 
 
 def glorot_uniform(shape: tuple[int, int], seeds: np.ndarray) -> np.ndarray:

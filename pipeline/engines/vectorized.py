@@ -46,6 +46,7 @@ from pipeline.engines.base import (
     Progress,
     TrainedReplicas,
     TrainingJob,
+    import_tensorflow,
 )
 from pipeline.engines.init import initial_weights
 from pipeline.regimes import StateRegime
@@ -250,6 +251,7 @@ def _train_program(plan: _Plan):
     weights, state = tf.TensorSpec((sum(_sizes(u, n_in)), 1, r), tf.float32), tf.TensorSpec((u, b, r), tf.float32)
 
     @tf.function(
+        autograph=False,  # every loop and branch is written out (tf.while_loop, Python on static values)
         input_signature=[
             weights, weights, weights,  # weights, Adam's first and second moments, flat
             state, state,  # h, c
@@ -305,6 +307,7 @@ def _forecast_program(stateful: bool, reset_after_prediction: bool, units: int, 
     state = tf.TensorSpec((units, None, None), tf.float32)
 
     @tf.function(
+        autograph=False,
         input_signature=[
             tf.TensorSpec((sum(_sizes(units, n_in)), 1, None), tf.float32),
             state,
@@ -435,7 +438,7 @@ class _Segment:
 
 def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
     """Train one segment: the new state, its per-epoch losses (R padded, epochs), and its seconds of work."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     plan, state = segment.plan, segment.state
     start = time.perf_counter()
@@ -468,7 +471,7 @@ def _tf_device(device: str) -> str:
 
 @functools.cache
 def _tensorflow_sees_gpu() -> bool:
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     return bool(tf.config.list_physical_devices("GPU"))
 
@@ -578,8 +581,7 @@ def _exit_with_parent(parent: int) -> None:
 def _start_worker(parent: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
@@ -709,7 +711,7 @@ class VectorizedEngine:
         r, units = len(trained), trained.weights["recurrent_kernel"].shape[1]
         n = _lanes(r)
         weights = {k: _pad(v, n) for k, v in trained.weights.items()}
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         with tf.device(_tf_device(self.device)):
             out = _forecast_program(regime.stateful, regime.reset_after_prediction, units, x_train.shape[1])(
