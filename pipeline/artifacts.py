@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from omegaconf import DictConfig
@@ -17,9 +16,6 @@ from omegaconf import DictConfig
 from pipeline import data, io
 from pipeline.engines.base import ModelSpec, Problem
 from pipeline.errors import MissingInput
-
-if TYPE_CHECKING:
-    from sklearn.preprocessing import MinMaxScaler
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ def load_differenced(p: Paths) -> dict[str, np.ndarray]:
     return io.load_arrays(p.differenced)
 
 
-def load_scaler(p: Paths, window: str) -> MinMaxScaler:
+def load_scaler(p: Paths, window: str) -> data.MinMaxScaler:
     return data.scaler_from_dict(io.read_json(p.scaler(window)))
 
 

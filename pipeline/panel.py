@@ -20,14 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
-
-if TYPE_CHECKING:
-    from sklearn.preprocessing import MinMaxScaler
 
 from pipeline import data, io, resume, series
 from pipeline.analysis import baselines
@@ -86,7 +82,7 @@ def mase_scale(history: np.ndarray, season: int) -> float:
 
 def origin_problems(
     ps: series.PanelSeries, origin: int, setting: Setting
-) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[Problem, MinMaxScaler]]]:
+) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[Problem, data.MinMaxScaler]]]:
     """One origin's values, the transformed values, and each training window's problem and scaler."""
     spec = ps.spec
     values = ps.at_origin(origin)

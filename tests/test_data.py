@@ -49,6 +49,22 @@ def test_scale_inverts_and_spans_minus_one_to_one(shampoo):
     np.testing.assert_allclose(data.invert_scale(scaler, scaled), diffs, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("values", [
+    "shampoo", [3.0, 3.0, 3.0], [-1e-9, 2e-9, 0.0], [1e12, -3.5e11, 7.25], [0.1, 0.2, 0.30000000000000004],
+])
+@pytest.mark.parametrize("feature_range", [(-1.0, 1.0), (0.0, 1.0), (-3.0, 0.5)])
+def test_scaler_gives_scikit_learns_bits(shampoo, values, feature_range):
+    from sklearn.preprocessing import MinMaxScaler
+
+    train = data.difference(shampoo)[:23] if values == "shampoo" else np.array(values)
+    probe = np.concatenate([train, np.random.default_rng(0).normal(train.mean(), 1 + train.std(), 50)])
+    theirs = MinMaxScaler(feature_range=feature_range).fit(train.reshape(-1, 1))
+    mine = data.fit_scaler(train, feature_range)
+    scaled = theirs.transform(probe.reshape(-1, 1)).ravel()
+    np.testing.assert_array_equal(data.scale(mine, probe), scaled)
+    np.testing.assert_array_equal(data.invert_scale(mine, scaled), theirs.inverse_transform(scaled.reshape(-1, 1)).ravel())
+
+
 def test_scaler_round_trips_through_its_dict(shampoo):
     scaler = data.fit_scaler(data.difference(shampoo)[:23])
     rebuilt = data.scaler_from_dict(data.scaler_to_dict(scaler))

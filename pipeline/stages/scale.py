@@ -1,4 +1,4 @@
-"""Stage ``scale``: fit a [-1, 1] MinMaxScaler on the training rows only and scale the differences.
+"""Stage ``scale``: fit a [-1, 1] min-max scaler on the training rows only and scale the differences.
 
 Each training window the selected regimes use (every training pair, or the last n) gets its own
 scaler, fitted on the differences its training pairs touch, and saved beside its scaled values.
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
-from sklearn.preprocessing import MinMaxScaler
 
 from pipeline import data, errors, io
 from pipeline.artifacts import load_differenced, paths
@@ -28,7 +27,7 @@ def windows(cfg: DictConfig) -> dict[str, int | None]:
     return windows_of(regimes(cfg))
 
 
-def scale_window(diffs: np.ndarray, test_size: int, train_rows: int | None) -> tuple[np.ndarray, MinMaxScaler]:
+def scale_window(diffs: np.ndarray, test_size: int, train_rows: int | None) -> tuple[np.ndarray, data.MinMaxScaler]:
     """Every difference scaled by a scaler fitted on the ones this window's training pairs touch, and the scaler."""
     span = data.training_diff_span(len(diffs), test_size, train_rows)
     scaler = data.fit_scaler(diffs[span])
