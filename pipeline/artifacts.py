@@ -38,6 +38,10 @@ class Paths:
     def model(self, regime: str) -> Path:
         return self.root / self.cfg.models / f"{regime}.npz"
 
+    def scaled_forecasts(self, regime: str) -> Path:
+        """The regime's walk-forward forecasts of the test rows, scaled (R, n_test), and the seeds of its repeats."""
+        return self.root / self.cfg.models / f"{regime}.forecasts.npz"
+
     def train_times(self) -> Path:
         """Each regime's training [start, end] (seconds since the epoch): what tracking logs as its duration."""
         return self.root / self.cfg.models / "train_times.json"

@@ -3,7 +3,7 @@
 Each origin runs the same functions as the shampoo study's stages, in memory: difference
 (``data.difference``), scale on the training rows only (``stages.scale.scale_window``), frame
 (``stages.frame.frame_window``), train each distinct procedure once (``stages.train.train_procedures``), forecast
-walk-forward (``stages.evaluate.forecast_in_chunks``), invert and score (``stages.evaluate.score_regime``).
+walk-forward (``stages.train.forecast_all``), invert and score (``stages.evaluate.score_regime``).
 So at the shampoo series' last origin the panel's per-repeat RMSEs are the shampoo study's, bit for bit.
 
 Beside the raw RMSE every repeat gets two scale-free scores, so that series can be pooled: its RMSE
@@ -114,6 +114,13 @@ def series_results(
             groups.setdefault(identity, train.Procedure(record, problem)).regimes.append(f"{regime.name}@{k}")
             identity_of[k, regime.name] = identity
     trained_by_identity = train.train_procedures(engine, groups, setting.model, setting.seeds, cache)
+    requests = []
+    for k, (_, _, windows) in enumerate(origins):
+        for regime in setting.regimes:
+            problem = windows[regime.window][0]
+            identity = resume.replica_identity(setting.engine_cfg, regime, setting.model, problem)
+            requests.append(((trained_by_identity[identity_of[k, regime.name]], problem, regime), identity))
+    all_forecasts = iter(train.forecast_all(engine, requests, cache))  # in the order of the loops below
     results, baseline_tables = [], []
     for k, (values, transformed, windows) in enumerate(origins):
         actual = data.test_targets(values, test_size)
@@ -121,12 +128,10 @@ def series_results(
         persistence = float(data.rmse(data.persistence_forecast(values, test_size), actual))
         scale_mase = mase_scale(values[:-test_size], spec.season)
         for regime in setting.regimes:
-            problem, scaler = windows[regime.window]
+            scaler = windows[regime.window][1]
             trained = trained_by_identity[identity_of[k, regime.name]]
-            identity = resume.replica_identity(setting.engine_cfg, regime, setting.model, problem)
-            scaled_forecasts = evaluate.forecast_in_chunks(engine, trained, problem, regime, cache, identity)
             forecasts = series.invert_transform(
-                spec, data.invert_forecasts(scaled_forecasts, scaler, transformed, test_size, spec.interval)
+                spec, data.invert_forecasts(next(all_forecasts), scaler, transformed, test_size, spec.interval)
             )
             table, _ = evaluate.score_regime(regime.name, forecasts, actual, periods, trained.seeds)
             table["relative_rmse"] = table["rmse"] / persistence

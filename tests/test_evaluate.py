@@ -1,27 +1,30 @@
-"""The evaluate stage's resume: forecasts are made and cached one chunk of replicas at a time."""
+"""The evaluate stage: it scores the forecasts the train stage saved, without TensorFlow."""
 
-import pandas as pd
-import pytest
-from test_train import CountingEngine, Interrupted, use
+import subprocess
+import sys
 
-from pipeline.seeds import repeat_seeds
+import numpy as np
+
+from pipeline import data
+from pipeline.artifacts import load_differenced, load_problem, load_scaler, paths
+from pipeline.engines.vectorized import VectorizedEngine
+from pipeline.params import regimes
 from pipeline.stages import evaluate, train
 
 
-@pytest.mark.slow
-def test_killed_forecasting_resumes_with_only_the_missing_chunks(prepared, monkeypatch, tmp_path):
-    # The baselines are not what this is about, and their model fits cost more than the LSTMs here.
-    fixed = pd.DataFrame({"model": ["persistence"], "rmse": [136.761]})
-    monkeypatch.setattr(evaluate.baselines, "score", lambda *_: fixed)
-    cfg, root = prepared("regime=stateful", "repeats=3")
-    train.run(cfg, root)
-    uninterrupted = evaluate.run(cfg, root)
+def test_scores_are_those_of_forecasting_the_trained_models_anew(prepared):
+    cfg, root = prepared("regime=[stateful,seed_train_no_resets]", "repeats=3", "model.epochs=3", "engine.workers=1")
+    trained = train.run(cfg, root)
+    results = evaluate.run(cfg, root)
+    p, engine = paths(cfg, root), VectorizedEngine(workers=1)
+    raw, test_size = load_differenced(p)["raw"], cfg.data.test_size
+    for regime in regimes(cfg):
+        scaled = engine.forecast(trained[regime.name], load_problem(p, regime.window), regime)
+        forecasts = data.invert_forecasts(scaled, load_scaler(p, regime.window), raw, test_size, cfg.data.interval)
+        expected = data.rmse(forecasts, data.test_targets(raw, test_size))
+        np.testing.assert_array_equal(results.loc[results.regime == regime.name, "rmse"], expected)
 
-    cfg.resume.enabled, cfg.resume.chunk_size, cfg.resume.cache = True, 2, str(tmp_path / "cache")
-    use(monkeypatch, evaluate, CountingEngine(fail_at=1))
-    with pytest.raises(Interrupted):
-        evaluate.run(cfg, root)  # killed after the first chunk
-    engine = use(monkeypatch, evaluate, CountingEngine())
-    resumed = evaluate.run(cfg, root)
-    assert engine.forecast_calls == [repeat_seeds(cfg.base_seed, 3).tolist()[2:]]
-    pd.testing.assert_frame_equal(resumed, uninterrupted)  # the same bits as one uninterrupted run
+
+def test_importing_it_loads_no_tensorflow():
+    code = "import sys, pipeline.stages.evaluate; sys.exit('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

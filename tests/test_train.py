@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.artifacts import load_problem, model_spec, paths
-from pipeline.engines.base import WEIGHT_NAMES, TrainedReplicas, train_each
+from pipeline.engines.base import WEIGHT_NAMES, TrainedReplicas, forecast_each, train_each
 from pipeline.engines.keras_engine import KerasEngine
 from pipeline.engines.vectorized import VectorizedEngine
 from pipeline.params import regimes
@@ -42,6 +42,9 @@ class CountingEngine:
         self.forecast_calls.append([int(s) for s in trained.seeds])
         return KerasEngine().forecast(trained, problem, regime)
 
+    def forecast_many(self, tasks):
+        return forecast_each(self, tasks)
+
 
 def use(monkeypatch, module, engine) -> object:
     monkeypatch.setattr(module, "make_engine", lambda _cfg: engine)
@@ -66,6 +69,9 @@ def test_each_procedure_is_trained_once_with_the_bits_of_each_regime_trained_alo
         def train_many(self, jobs, progress, checkpoints=None):
             calls.append([job.regime for job in jobs])
             return engine.train_many(jobs, progress, checkpoints)
+
+        def forecast_many(self, tasks):
+            return engine.forecast_many(tasks)
 
     use(monkeypatch, train, Recording())
     shared = train.run(cfg, root)
@@ -95,6 +101,9 @@ def test_a_killed_training_resumes_from_its_checkpoints_with_the_same_bits(prepa
 
             return engine.train_many(jobs, counting, checkpoints)
 
+        def forecast_many(self, tasks):
+            return engine.forecast_many(tasks)
+
     use(monkeypatch, train, KilledAfterThreeSegments())
     with pytest.raises(Interrupted):
         train.run(cfg, root)
@@ -116,8 +125,9 @@ def test_more_repeats_reuse_the_chunks_already_trained(prepared, monkeypatch, tm
     engine = use(monkeypatch, train, CountingEngine())
     trained = train.run(cfg, root)["stateful"]
     assert engine.train_calls == [repeat_seeds(cfg.base_seed, 3).tolist()[2:]]
+    assert engine.forecast_calls == [repeat_seeds(cfg.base_seed, 3).tolist()[2:]]  # and only its forecasts made
     assert "train: 2 of 3 replicas taken from the resume cache" in capsys.readouterr().out
     assert len(trained) == 3
     again = use(monkeypatch, train, CountingEngine())
     assert_same(train.run(cfg, root)["stateful"], trained)
-    assert again.train_calls == []  # everything cached: nothing trained
+    assert again.train_calls == again.forecast_calls == []  # everything cached: nothing trained or forecast

@@ -123,6 +123,9 @@ class Checkpoints(Protocol):
     def discard(self, key: str) -> None: ...
 
 
+ForecastTask = tuple[TrainedReplicas, Problem, StateRegime]
+
+
 class Engine(Protocol):
     name: str
 
@@ -139,6 +142,9 @@ class Engine(Protocol):
     def forecast(self, trained: TrainedReplicas, problem: Problem, regime: StateRegime) -> np.ndarray:
         """Walk-forward forecasts of the test targets, scaled, shape (R, n_test)."""
 
+    def forecast_many(self, tasks: Sequence[ForecastTask]) -> list[np.ndarray]:
+        """``forecast`` for every task, wherever the engine likes; the same bits as one by one."""
+
 
 def train_each(engine: Engine, jobs: Sequence[TrainingJob], progress: JobProgress) -> list[TrainedReplicas]:
     """``train_many`` for an engine that trains one job at a time (no checkpoints between epochs)."""
@@ -146,3 +152,8 @@ def train_each(engine: Engine, jobs: Sequence[TrainingJob], progress: JobProgres
         engine.train(job.problem, job.regime, job.model, job.seeds, lambda done, i=i: progress(i, done))
         for i, job in enumerate(jobs)
     ]
+
+
+def forecast_each(engine: Engine, tasks: Sequence[ForecastTask]) -> list[np.ndarray]:
+    """``forecast_many`` for an engine that forecasts one task at a time."""
+    return [engine.forecast(*task) for task in tasks]

@@ -15,12 +15,14 @@ import numpy as np
 from pipeline.engines.base import (
     WEIGHT_NAMES,
     Checkpoints,
+    ForecastTask,
     JobProgress,
     ModelSpec,
     Problem,
     Progress,
     TrainedReplicas,
     TrainingJob,
+    forecast_each,
     train_each,
 )
 from pipeline.engines.init import initial_weights
@@ -87,6 +89,9 @@ class KerasEngine:
         self, jobs: Sequence[TrainingJob], progress: JobProgress, checkpoints: Checkpoints | None = None
     ) -> list[TrainedReplicas]:
         return train_each(self, jobs, progress)  # minutes per model: the resume cache's chunks are its checkpoints
+
+    def forecast_many(self, tasks: Sequence[ForecastTask]) -> list[np.ndarray]:
+        return forecast_each(self, tasks)
 
     def forecast(self, trained: TrainedReplicas, problem: Problem, regime: StateRegime) -> np.ndarray:
         x_train, x_test = _as_steps(problem.x_train), _as_steps(problem.x_test)

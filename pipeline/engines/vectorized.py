@@ -701,23 +701,54 @@ class VectorizedEngine:
         return chunks
 
     def forecast(self, trained: TrainedReplicas, problem: Problem, regime: StateRegime) -> np.ndarray:
-        x_train = np.asarray(problem.x_train, np.float32).reshape(len(problem.x_train), -1)
-        x_test = np.asarray(problem.x_test, np.float32).reshape(len(problem.x_test), -1)
-        regime.check_rows(len(x_train), len(x_test))
-        if regime.forecast == "batch":
-            calls = x_test[None]  # one call predicts every test row
-        else:  # one row per call: the warm-up over the training inputs, then the test inputs
-            calls = (np.concatenate([x_train, x_test]) if regime.warm_start else x_test)[:, None]
-        r, units = len(trained), trained.weights["recurrent_kernel"].shape[1]
-        n = _lanes(r)
-        weights = {k: _pad(v, n) for k, v in trained.weights.items()}
-        tf = import_tensorflow()
+        return self.forecast_many([(trained, problem, regime)])[0]
 
-        with tf.device(_tf_device(self.device)):
-            out = _forecast_program(regime.stateful, regime.reset_after_prediction, units, x_train.shape[1])(
-                flatten(weights),
-                _state_in(trained.state_h, n),
-                _state_in(trained.state_c, n),
-                np.ascontiguousarray(np.transpose(calls, (0, 2, 1))[..., None]),
-            )
-        return np.transpose(out.numpy()[..., :r], (2, 0, 1)).reshape(r, -1)[:, -len(x_test) :]
+    def forecast_many(self, tasks: Sequence[tuple[TrainedReplicas, Problem, StateRegime]]) -> list[np.ndarray]:
+        """Every task's forecasts, in the worker pool when this process has one (its workers have TensorFlow
+        loaded and their programs traced: the process that trained need not import it), else here."""
+        device = "gpu" if self.uses_gpu() else "cpu"
+        executor = next(iter(_POOL.values())) if _POOL else _InProcess()
+        futures = [executor.submit(_run_forecast, _forecast_task(*task), device) for task in tasks]
+        return [future.result() for future in futures]
+
+
+@dataclass(frozen=True)
+class _Forecast:
+    """One forecasting task, as a worker runs it: picklable, TensorFlow-free."""
+
+    stateful: bool
+    reset_after_prediction: bool
+    units: int
+    weights: np.ndarray  # flat, (n_params, 1, R padded)
+    state_h: np.ndarray  # (units, B, R padded)
+    state_c: np.ndarray
+    calls: np.ndarray  # (calls, inputs, rows per call, 1)
+    replicas: int  # real replicas
+    n_test: int
+
+
+def _forecast_task(trained: TrainedReplicas, problem: Problem, regime: StateRegime) -> _Forecast:
+    x_train = np.asarray(problem.x_train, np.float32).reshape(len(problem.x_train), -1)
+    x_test = np.asarray(problem.x_test, np.float32).reshape(len(problem.x_test), -1)
+    regime.check_rows(len(x_train), len(x_test))
+    if regime.forecast == "batch":
+        calls = x_test[None]  # one call predicts every test row
+    else:  # one row per call: the warm-up over the training inputs, then the test inputs
+        calls = (np.concatenate([x_train, x_test]) if regime.warm_start else x_test)[:, None]
+    r, n = len(trained), _lanes(len(trained))
+    return _Forecast(
+        stateful=regime.stateful, reset_after_prediction=regime.reset_after_prediction,
+        units=trained.weights["recurrent_kernel"].shape[1],
+        weights=flatten({k: _pad(v, n) for k, v in trained.weights.items()}),
+        state_h=_state_in(trained.state_h, n), state_c=_state_in(trained.state_c, n),
+        calls=np.ascontiguousarray(np.transpose(calls, (0, 2, 1))[..., None]), replicas=r, n_test=len(x_test),
+    )
+
+
+def _run_forecast(task: _Forecast, device: str) -> np.ndarray:
+    """Scaled forecasts of the test rows, (R, n_test)."""
+    tf = import_tensorflow()
+    program = _forecast_program(task.stateful, task.reset_after_prediction, task.units, task.calls.shape[1])
+    with tf.device(_tf_device(device)):
+        out = program(task.weights, task.state_h, task.state_c, task.calls)
+    return np.transpose(out.numpy()[..., : task.replicas], (2, 0, 1)).reshape(task.replicas, -1)[:, -task.n_test :]

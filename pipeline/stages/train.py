@@ -1,4 +1,5 @@
-"""Stage ``train``: train ``repeats`` replicas of every distinct training procedure the selected regimes use.
+"""Stage ``train``: train ``repeats`` replicas of every distinct training procedure the selected regimes use,
+and forecast the test rows with every regime.
 
 Regimes that differ only in how they forecast (warm-up, resets between predictions) train identically
 (``engines.base.training_procedure``), so each procedure is trained once and its replicas saved under
@@ -6,6 +7,8 @@ every regime that uses it. Repeat r of every regime gets the same seed (see ``pi
 regimes are compared repeat by repeat. Each regime's replicas are saved with their weights, final LSTM
 state and losses. Replicas are trained in chunks of seeds, each cached as soon as it is done, with
 checkpoints every epoch segment in between (``pipeline.resume``), so an interrupted run redoes seconds.
+Each regime's scaled walk-forward forecasts are made here too, by the processes that trained (which
+have TensorFlow loaded), and saved beside its models; ``evaluate`` scores them without TensorFlow.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from omegaconf import DictConfig
 from pipeline import errors, io, progress, resume
 from pipeline.artifacts import load_problem, model_spec, paths
 from pipeline.engines import Engine, Problem, TrainedReplicas, make_engine
-from pipeline.engines.base import ModelSpec, TrainingJob, training_procedure
+from pipeline.engines.base import ForecastTask, ModelSpec, TrainingJob, training_procedure
 from pipeline.params import load_params, regimes
 from pipeline.regimes import StateRegime
 from pipeline.seeds import repeat_seeds
@@ -89,18 +92,46 @@ def train_procedures(
     return {identity: resume.concat([found[identity, k] for k in range(len(parts))]) for identity in groups}
 
 
+def forecast_all(
+    engine: Engine, requests: list[tuple[ForecastTask, str]], cache: resume.ChunkCache
+) -> list[np.ndarray]:
+    """The scaled forecasts of every (task, replica identity) request: chunks of replicas found in ``cache`` are
+    taken, the rest forecast in one ``forecast_many`` call (seconds in all) and cached."""
+    found: dict[tuple[int, int], np.ndarray] = {}
+    tasks, places = [], []
+    for i, ((trained, problem, regime), identity) in enumerate(requests):
+        for k, part in enumerate(cache.chunks(len(trained))):
+            chunk = resume.take(trained, part)
+            key = resume.forecasts_key(identity, chunk)
+            hit = cache.lookup("forecasts", key, resume.load_forecasts)
+            if hit is not None:
+                found[i, k] = hit
+            else:
+                tasks.append((chunk, problem, regime))
+                places.append((i, k, key))
+    for (i, k, key), scaled in zip(places, engine.forecast_many(tasks), strict=True):
+        cache.store("forecasts", key, scaled, resume.save_forecasts)
+        found[i, k] = scaled
+    return [np.concatenate([found[i, k] for k in range(len(list(cache.chunks(len(task[0])))))])
+            for i, (task, _) in enumerate(requests)]
+
+
 def run(cfg: DictConfig, root: Path) -> dict[str, TrainedReplicas]:
-    p, spec = paths(cfg, root), model_spec(cfg)
+    p, spec, engine, cache = paths(cfg, root), model_spec(cfg), make_engine(cfg.engine), resume.cache_from_config(cfg)
     groups = procedures(cfg, root, spec)
     start = time.time()
-    trained = train_procedures(make_engine(cfg.engine), groups, spec, repeat_seeds(cfg.base_seed, cfg.repeats),
-                               resume.cache_from_config(cfg))
+    trained = train_procedures(engine, groups, spec, repeat_seeds(cfg.base_seed, cfg.repeats), cache)
     span = [start, time.time()]  # the procedures train together, in one call: each regime is logged with its span
-    by_regime = {}
-    for identity, group in groups.items():
-        for name in group.regimes:
-            trained[identity].save(p.model(name))
-            by_regime[name] = trained[identity]
+    by_regime = {name: trained[identity] for identity, group in groups.items() for name in group.regimes}
+    requests = []
+    for regime in regimes(cfg):
+        problem = load_problem(p, regime.window)
+        identity = resume.replica_identity(cfg.engine, regime, spec, problem)
+        requests.append(((by_regime[regime.name], problem, regime), identity))
+    forecasts = forecast_all(engine, requests, cache)
+    for regime, scaled in zip(regimes(cfg), forecasts, strict=True):
+        by_regime[regime.name].save(p.model(regime.name))
+        io.save_arrays(p.scaled_forecasts(regime.name), {"forecasts": scaled, "seeds": by_regime[regime.name].seeds})
     io.write_json(p.train_times(), {name: span for name in by_regime})
     return {regime.name: by_regime[regime.name] for regime in regimes(cfg)}
 
