@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +26,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # because a new version of them may change the bits a replica comes out with.
 LIBRARIES = ("tensorflow", "keras", "numpy", "pandas", "sklearn", "scipy", "hydra", "omegaconf", "dvc", "mlflow")
 NUMERIC_LIBRARIES = LIBRARIES[:3]
+# Distributions known to install those import names: tried first, because asking every installed package
+# which names it provides (``packages_distributions``) costs most of a second.
+DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-macos"),
+                 "sklearn": ("scikit-learn",), "hydra": ("hydra-core",)}
 
 
 def project_root() -> Path:
@@ -39,11 +44,15 @@ def project_root() -> Path:
 @cache
 def library_versions() -> dict[str, str]:
     """Installed version of each library in ``LIBRARIES``, by distribution (tensorflow-cpu, hydra-core ...)."""
-    dists = metadata.packages_distributions()
     versions = {}
     for module in LIBRARIES:
-        names = dists.get(module) or [module]
-        versions[module] = metadata.version(module if module in names else names[0])
+        for name in DISTRIBUTIONS.get(module, (module,)):
+            with suppress(metadata.PackageNotFoundError):
+                versions[module] = metadata.version(name)
+                break
+        else:
+            names = metadata.packages_distributions().get(module) or [module]
+            versions[module] = metadata.version(names[0])
     return versions
 
 
