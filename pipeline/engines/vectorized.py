@@ -53,6 +53,9 @@ from pipeline.regimes import StateRegime
 from pipeline.seeds import epoch_orders
 
 LANES = 16  # replicas per chunk are padded to a multiple of the widest SIMD packet (AVX-512 floats)
+# Batches per turn of the graph's batch loop: each turn costs control-flow ops per loop variable, as many as a
+# batch's own ops for a one-unit LSTM, so the loop runs UNROLL batches written out per turn (same ops, same bits).
+UNROLL = 8
 MIN_PARALLEL_CHUNK = 64  # fewer replicas per worker than this do not pay for a worker's start-up
 
 # Keras 3 Adam defaults (keras.optimizers.Adam): the same Python floats, so the same float32 constants.
@@ -285,8 +288,17 @@ def _train_program(plan: _Plan):
                 w, m, v = adam(w, m, v, grad, it, plan.learning_rate)
                 return k + 1, it + 1, w, m, v, h, c, total + losses * counts[k]  # Keras's loss Mean, row-weighted
 
-            loop = (0, it, w, m, v, h, c, tf.zeros((r,)))
-            _, it, w, m, v, h, c, total = tf.while_loop(lambda k, *_: k < nb, batch, loop, parallel_iterations=1)
+            def batches(*loop):
+                for _ in range(UNROLL):
+                    loop = batch(*loop)
+                return loop
+
+            loop, looped = (0, it, w, m, v, h, c, tf.zeros((r,))), nb // UNROLL * UNROLL
+            if looped > UNROLL:
+                loop = tf.while_loop(lambda k, *_: k < looped, batches, loop, parallel_iterations=1)
+            for _ in range(nb if looped <= UNROLL else nb - looped):  # the rest (or every batch) written out
+                loop = batch(*loop)
+            _, it, w, m, v, h, c, total = loop
             if plan.reset == "all":
                 h, c = zeros, zeros
             elif plan.reset == "mixed":
