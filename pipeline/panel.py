@@ -49,6 +49,7 @@ class Setting:
     seeds: np.ndarray
     engine_cfg: DictConfig
     baselines_cfg: DictConfig | None  # None: no statistical baselines (persistence is always scored)
+    baseline_refits: bool = False  # also the statistical baselines refit every month (slow), not only fitted once
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def _baselines(
         table = pd.DataFrame({"model": ["persistence"], "rmse": [persistence], "description": ["the previous period"]})
     else:
         cfg = OmegaConf.merge(setting.baselines_cfg, {"season": max(ps.spec.season, 1)})
-        table = baselines.score(values, test_size, cfg)
+        table = baselines.score(values, test_size, cfg, refits=setting.baseline_refits)
         if ps.spec.season == 1:  # a seasonal naive forecast with season 1 is persistence again
             table = table[~table.model.str.startswith("seasonal_naive")]
     table = table.reset_index(drop=True)
@@ -171,6 +172,7 @@ def series_key(ps: series.PanelSeries, setting: Setting) -> str:
         "seeds": [int(s) for s in setting.seeds],
         "engine": OmegaConf.to_container(setting.engine_cfg, resolve=True),
         "baselines": None if setting.baselines_cfg is None else OmegaConf.to_container(setting.baselines_cfg),
+        "baseline_refits": setting.baseline_refits,
         "code": code_fingerprint(*PANEL_CODE),
         "libraries": {name: versions[name] for name in NUMERIC_LIBRARIES},
     }

@@ -229,7 +229,7 @@ class Panel(Group):
     series: list[Text] = Field(min_length=1, examples=[["shampoo", "nhtemp"]])
     repeats: int = Field(ge=2, examples=[100])  # intervals over repeats need a spread
     margin: float = Field(ge=0, examples=[0.01])  # a share of persistence RMSE
-    baselines: bool
+    baselines: Literal["none", "once", "all"]  # statistical baselines: none, those fitted once, or also the refits
 
 
 class Config(Group):

@@ -18,7 +18,7 @@ from pipeline.stages import panel as panel_stage
 # Regimes covering both training windows, batch forecasts, warm starts and resets after prediction (and one
 # expectation's clean pair, 5a, for the panel's answers).
 REGIMES = "regime=[stateful_batch12,stateful,seed_train,seed_train_resets]"
-QUICK = ("panel=quick", "panel.repeats=2", "panel.baselines=false", "tracking.enabled=false", "engine.workers=1")
+QUICK = ("panel=quick", "panel.repeats=2", "panel.baselines=none", "tracking.enabled=false", "engine.workers=1")
 
 
 @pytest.mark.slow

@@ -161,6 +161,15 @@ def test_chunks_keep_every_worker_busy_and_respect_the_cap():
     assert vec.VectorizedEngine(chunk_size=10, workers=1).n_chunks(25) == 3
 
 
+def test_groups_share_the_workers_by_their_work():
+    problem, model = synthetic_problem(24), ModelSpec(units=1, epochs=3, learning_rate=0.01)
+    seeds = repeat_seeds(4, 600)
+    jobs = [TrainingJob(problem, regime(batch_size=1), model, seeds),  # most of the work: split over both workers
+            TrainingJob(problem, regime(batch_size=12, forecast="batch"), model, seeds)]  # 2 batches an epoch: 1 chunk
+    chunks = vec.VectorizedEngine(workers=2)._chunks(jobs)
+    assert sorted(c.plan.batch_size for c in chunks) == [1, 1, 12]
+
+
 def test_bad_settings_and_rows_are_refused():
     with pytest.raises(ValueError, match="chunk_size"):
         vec.VectorizedEngine(chunk_size=0)

@@ -146,11 +146,16 @@ def forecasters(cfg: DictConfig, train_obs: int, interval: int) -> dict[str, tup
     }
 
 
-def score(raw: np.ndarray, test_size: int, cfg: DictConfig, interval: int = 1) -> pd.DataFrame:
-    """RMSE over the test months of persistence and each baseline: ``model, rmse, description, fit``."""
+def score(raw: np.ndarray, test_size: int, cfg: DictConfig, interval: int = 1, refits: bool = True) -> pd.DataFrame:
+    """RMSE over the test months of persistence and each baseline: ``model, rmse, description, fit``.
+
+    ``refits`` False leaves out the models refit every month (an ARIMA refit costs seconds per month on a long
+    series), keeping those fitted once on the training months, as the LSTMs are."""
     actual = data.test_targets(raw, test_size)
     persistence = float(data.rmse(data.persistence_forecast(raw, test_size), actual))
     rows = [("persistence", persistence, "the previous month", "no parameters")]
     for name, (description, fit, forecaster) in forecasters(cfg, len(raw) - test_size, interval).items():
+        if fit == REFIT and not refits:
+            continue
         rows.append((name, float(data.rmse(walk_forward(raw, test_size, forecaster), actual)), description, fit))
     return pd.DataFrame(rows, columns=["model", "rmse", "description", "fit"]).astype({"rmse": np.float64})

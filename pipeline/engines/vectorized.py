@@ -650,10 +650,11 @@ class VectorizedEngine:
     def n_workers(self) -> int:
         return self.workers or (1 if self.uses_gpu() else len(os.sched_getaffinity(0)))
 
-    def n_chunks(self, replicas: int) -> int:
-        """Fewest equal chunks of at most ``chunk_size`` that keep every worker busy, none below
-        ``MIN_PARALLEL_CHUNK`` replicas unless ``chunk_size`` asks for it (a small run stays in-process)."""
-        workers = self.n_workers()
+    def n_chunks(self, replicas: int, share: float = 1.0) -> int:
+        """Fewest equal chunks of at most ``chunk_size`` that keep busy this group's ``share`` of the workers (its
+        part of all the work: other groups keep the rest busy), none below ``MIN_PARALLEL_CHUNK`` replicas unless
+        ``chunk_size`` asks for it (a small run stays in-process). Wider chunks cost less per replica."""
+        workers = max(1, round(self.n_workers() * share))
         n = max(-(-replicas // self.chunk_size), min(workers, replicas // MIN_PARALLEL_CHUNK))
         return min(replicas, -(-n // workers) * workers) if n > 1 else 1
 
@@ -705,10 +706,13 @@ class VectorizedEngine:
         groups: dict[tuple, list[int]] = {}
         for i, job in enumerate(jobs):
             groups.setdefault(_shape_key(job), []).append(i)
+        steps = {key: sum(len(jobs[i].seeds) for i in members) * -(-key[0] // key[1])  # replica-steps per epoch
+                 for key, members in groups.items()}
         chunks = []
-        for members in groups.values():
+        for key, members in groups.items():
             replicas = [(i, s) for i in members for s in range(len(jobs[i].seeds))]
-            for part in np.array_split(np.arange(len(replicas)), self.n_chunks(len(replicas))):
+            share = steps[key] / sum(steps.values())  # the group's part of the work
+            for part in np.array_split(np.arange(len(replicas)), self.n_chunks(len(replicas), share)):
                 chunks.append(_chunk(jobs, [replicas[k] for k in part]))
         return chunks
 

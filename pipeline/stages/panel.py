@@ -53,7 +53,7 @@ def setting(cfg: DictConfig) -> Setting:
     if not isinstance(margin, int | float) or margin < 0:
         raise ConfigError(f"panel.margin must be a share of persistence RMSE >= 0, got {margin!r}: e.g. 0.01.")
     return Setting(tuple(regimes(cfg)), model_spec(cfg), repeat_seeds(cfg.base_seed, repeats), cfg.engine,
-                   cfg.baselines if cfg.panel.baselines else None)
+                   None if cfg.panel.baselines == "none" else cfg.baselines, cfg.panel.baselines == "all")
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
