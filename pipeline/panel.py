@@ -17,7 +17,7 @@ series file recomputes that series alone, and a panel that stops part-way keeps 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -99,29 +99,54 @@ def origin_problems(
 def series_results(
     ps: series.PanelSeries, setting: Setting, engine: Engine, cache: resume.ChunkCache
 ) -> SeriesResults:
-    """Every origin of one series, computed afresh: each distinct training procedure of every origin trained
-    once, in one ``train_procedures`` call (so equally shaped ones share wide programs), then every regime
-    forecast and scored."""
-    spec, test_size = ps.spec, ps.spec.test_size
-    origins = [origin_problems(ps, k, setting) for k in range(spec.origins)]
+    """Every origin of one series, computed afresh (``panel_results`` of that series alone)."""
+    return panel_results([ps], setting, engine, cache, lambda *_: None)[0]
+
+
+def panel_results(
+    panel: Sequence[series.PanelSeries], setting: Setting, engine: Engine, cache: resume.ChunkCache,
+    finished: Callable[[series.PanelSeries, SeriesResults], None],
+) -> list[SeriesResults]:
+    """Every origin of every series, computed afresh: each distinct training procedure of every series and origin
+    trained once, all in one ``train_procedures`` call (equally shaped ones share wide programs, and the workers
+    stay busy from the first series to the last), then every regime forecast and scored, series by series, each
+    handed to ``finished`` as soon as it is scored."""
+    origins = {ps.name: [origin_problems(ps, k, setting) for k in range(ps.spec.origins)] for ps in panel}
     groups, identity_of = {}, {}
-    for k, (_, _, windows) in enumerate(origins):
-        for regime in setting.regimes:
-            problem = windows[regime.window][0]
-            try:
-                identity, record = train.procedure_of(setting.engine_cfg, regime, problem, setting.model)
-            except ValueError as err:
-                raise series.SeriesError(f"series '{ps.name}' origin {k}: {err}") from None
-            groups.setdefault(identity, train.Procedure(record, problem)).regimes.append(f"{regime.name}@{k}")
-            identity_of[k, regime.name] = identity
-    trained_by_identity = train.train_procedures(engine, groups, setting.model, setting.seeds, cache)
+    for ps in panel:
+        for k, (_, _, windows) in enumerate(origins[ps.name]):
+            for regime in setting.regimes:
+                problem = windows[regime.window][0]
+                try:
+                    identity, record = train.procedure_of(setting.engine_cfg, regime, problem, setting.model)
+                except ValueError as err:
+                    raise series.SeriesError(f"series '{ps.name}' origin {k}: {err}") from None
+                group = groups.setdefault(identity, train.Procedure(record, problem, name=ps.name))
+                group.regimes.append(f"{regime.name}@{k}")
+                identity_of[ps.name, k, regime.name] = identity
+    trained = train.train_procedures(engine, groups, setting.model, setting.seeds, cache)
     requests = []
-    for k, (_, _, windows) in enumerate(origins):
-        for regime in setting.regimes:
-            problem = windows[regime.window][0]
-            identity = resume.replica_identity(setting.engine_cfg, regime, setting.model, problem)
-            requests.append(((trained_by_identity[identity_of[k, regime.name]], problem, regime), identity))
+    for ps in panel:
+        for k, (_, _, windows) in enumerate(origins[ps.name]):
+            for regime in setting.regimes:
+                problem = windows[regime.window][0]
+                identity = resume.replica_identity(setting.engine_cfg, regime, setting.model, problem)
+                requests.append(((trained[identity_of[ps.name, k, regime.name]], problem, regime), identity))
     all_forecasts = iter(train.forecast_all(engine, requests, cache))  # in the order of the loops below
+    parts = []
+    for ps in panel:
+        part = score_series(ps, setting, origins[ps.name], all_forecasts)
+        finished(ps, part)
+        parts.append(part)
+    return parts
+
+
+def score_series(
+    ps: series.PanelSeries, setting: Setting, origins: list, scaled: Iterator[np.ndarray]
+) -> SeriesResults:
+    """One series' scores from its scaled forecasts (taken from ``scaled`` origin by origin, regime by regime)
+    and its baselines."""
+    spec, test_size = ps.spec, ps.spec.test_size
     results, baseline_tables = [], []
     for k, (values, transformed, windows) in enumerate(origins):
         actual = data.test_targets(values, test_size)
@@ -130,11 +155,10 @@ def series_results(
         scale_mase = mase_scale(values[:-test_size], spec.season)
         for regime in setting.regimes:
             scaler = windows[regime.window][1]
-            trained = trained_by_identity[identity_of[k, regime.name]]
             forecasts = series.invert_transform(
-                spec, data.invert_forecasts(next(all_forecasts), scaler, transformed, test_size, spec.interval)
+                spec, data.invert_forecasts(next(scaled), scaler, transformed, test_size, spec.interval)
             )
-            table, _ = evaluate.score_regime(regime.name, forecasts, actual, periods, trained.seeds)
+            table, _ = evaluate.score_regime(regime.name, forecasts, actual, periods, setting.seeds)
             table["relative_rmse"] = table["rmse"] / persistence
             table["mase"] = np.mean(np.abs(forecasts - actual), axis=-1) / scale_mase
             results.append(table.assign(series=ps.name, origin=k))
@@ -183,19 +207,22 @@ def run_panel(
     panel: Sequence[series.PanelSeries], setting: Setting, engine: Engine, cache: resume.ChunkCache,
     done: Callable[[int], None],
 ) -> tuple[SeriesResults, list[str]]:
-    """Every series' results, each taken from ``cache`` when nothing about it changed; and the series computed."""
-    parts, computed = [], []
-    for ps in panel:
-        result, cached = cache.get_or_compute(
-            "panel", series_key(ps, setting), lambda ps=ps: series_results(ps, setting, engine, cache),
-            SeriesResults.load, SeriesResults.save,
-        )
-        if not cached:
-            computed.append(ps.name)
+    """Every series' results, each taken from ``cache`` when nothing about it changed (the rest computed together,
+    each cached as soon as it is scored); and the series computed."""
+    keys = {ps.name: series_key(ps, setting) for ps in panel}
+    found = {ps.name: cache.lookup("panel", keys[ps.name], SeriesResults.load) for ps in panel}
+    done(sum(result is not None for result in found.values()))
+    missing = [ps for ps in panel if found[ps.name] is None]
+
+    def finished(ps: series.PanelSeries, result: SeriesResults) -> None:
+        cache.store("panel", keys[ps.name], result, SeriesResults.save)
+        found[ps.name] = result
         done(1)
-        parts.append(result)
+
+    if missing:
+        panel_results(missing, setting, engine, cache, finished)
     return (
-        SeriesResults(pd.concat([p.results for p in parts], ignore_index=True),
-                      pd.concat([p.baselines for p in parts], ignore_index=True)),
-        computed,
+        SeriesResults(pd.concat([found[ps.name].results for ps in panel], ignore_index=True),
+                      pd.concat([found[ps.name].baselines for ps in panel], ignore_index=True)),
+        [ps.name for ps in missing],
     )

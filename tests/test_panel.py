@@ -59,17 +59,17 @@ def test_a_changed_series_is_the_only_one_recomputed(compose, tmp_path, monkeypa
         user_series(folder, name, 50 + rng.normal(size=40).cumsum())
     cfg = compose(REGIMES, *QUICK, "panel.series=[one,two]", "resume.enabled=true",
                   f"resume.cache={tmp_path / 'cache'}")
-    compute = panel_lib.series_results
+    compute = panel_lib.score_series
 
     def killed_at_two(ps, *args):
         if ps.name == "two":
             raise KeyboardInterrupt
         return compute(ps, *args)
 
-    monkeypatch.setattr(panel_lib, "series_results", killed_at_two)
+    monkeypatch.setattr(panel_lib, "score_series", killed_at_two)
     with pytest.raises(KeyboardInterrupt):
         panel_stage.run(cfg, tmp_path, folder)
-    monkeypatch.setattr(panel_lib, "series_results", compute)
+    monkeypatch.setattr(panel_lib, "score_series", compute)
     first = panel_stage.run(cfg, tmp_path, folder)
     assert first.computed == ["two"]  # "one" finished before the interruption and was kept
     again = panel_stage.run(cfg, tmp_path, folder)

@@ -36,10 +36,11 @@ class Procedure:
     record: StateRegime
     problem: Problem
     regimes: list[str] = field(default_factory=list)
+    name: str = ""  # its line on the progress board, shared with other procedures (a panel's series); "": its own
 
     @property
     def label(self) -> str:
-        return "train " + " = ".join(self.regimes)
+        return self.name or "train " + " = ".join(self.regimes)
 
 
 def procedure_of(
@@ -80,7 +81,9 @@ def train_procedures(
     reused = sum(len(t) for t in found.values())
     if reused:
         print(f"train: {reused} of {len(seeds) * len(groups)} replicas taken from the resume cache ({cache.directory})")
-    totals = {group.label: float(len(seeds)) for group in groups.values()}
+    totals: dict[str, float] = {}
+    for group in groups.values():
+        totals[group.label] = totals.get(group.label, 0.0) + len(seeds)
     with progress.board(totals, f"train {len(groups)} procedures") as update:
         for (identity, _), trained in found.items():
             update(groups[identity].label, len(trained))
