@@ -45,19 +45,19 @@ def _numbers(line: str) -> list[float]:
 def test_bench_prints_every_section(capsys):
     bench.main(
         [
-            "regime=[stateless,stateful_batch12]", "engine.workers=1",  # Hydra overrides go first
-            "--repeats", "20", "--big-repeats", "24", "--cell-replicas", "16",
+            "regime=[stateless,stateful]", "engine.workers=1",  # Hydra overrides go first (a pair, for the panel)
+            "--regime", "stateless", "--repeats", "20", "--big-repeats", "24", "--cell-replicas", "16",
             "--epochs", "2", "--keras-epochs", "1", "--replicas", "1", "20",
             "--scaling-epochs", "1", "2", "--lengths", "1", "2", "--base-replicas", "8", "--base-epochs", "1",
-            "--law", "--law-repeats", "3", "--law-workers", "1", "--law-regimes", "stateless",
+            "--law", "--law-repeats", "3", "--law-workers", "1", "--law-regimes", "stateless", "--panel", "quick",
         ]
     )
     out = capsys.readouterr().out
     study = out[out.index("study: 2 regimes x 20 repeats x 2 epochs (2 distinct training procedures)") :]
     rows = {line.split()[0]: float(line.split()[1]) for line in study.splitlines()[2:4]}
-    assert set(rows) == {"stateless", "stateful_batch12"}
+    assert set(rows) == {"stateless", "stateful"}
     assert all(20 < rmse < 1000 for rmse in rows.values())
-    assert re.search(r"train stage [\d.]+ s .* forecasts [\d.]+ s; peak memory [\d.]+ GiB", out)
+    assert re.search(r"train stage [\d.]+ s .* forecasts included\), scoring [\d.]+ s; peak memory [\d.]+ GiB", out)
     assert "study: 2 regimes x 24 repeats x 2 epochs" in out
     cell = out[out.index("cost per replica-step on stateless, 16 replicas") :]
     engine_ns, reference_ns, cell_ratio = (_numbers(line)[0] for line in cell.splitlines()[1:4])
@@ -73,7 +73,10 @@ def test_bench_prints_every_section(capsys):
     assert [line.split()[1] for line in law_rows] == ["vectorized", "keras"]
     p_values = _numbers(law_rows[0])[-2:]
     assert all(0 <= p <= 1 for p in p_values)
+    panel = out[out.index("panel quick: 2 series, ") :].splitlines()
+    assert re.search(r"models \(series x origins x regimes x repeats\), 2 epochs, baselines none", panel[0])
+    assert re.search(r"^\s+[\d.]+ s, [\d.e+]+ models/s \([\d.e+]+x the keras engine's", panel[1])
     targets = out[out.index("targets (measured / target") :].splitlines()[2:]
-    assert [line.split()[0] for line in targets] == ["train", "cost", "models/s", "train", "peak"]
+    assert [line.split()[0] for line in targets] == ["train", "cost", "models/s", "train", "peak", "panel"]
     assert all(line.split()[-1] in ("met", "missed") for line in targets)
     assert _numbers(targets[1])[-1] == pytest.approx(cell_ratio / 1.3, rel=0.01)

@@ -88,3 +88,13 @@ def test_identical_regimes_are_equivalent_everywhere():
 def test_only_the_pairs_that_may_decide_an_expectation_are_contrasts():
     labels = [c.label for c in meta.contrasts(EXPECTATIONS, RECORDS, TRAIN_PAIRS)]
     assert labels == ["1", "2", "3", "4b", "5a", "6a"]  # 4a and 6b are compound, 5b null by construction
+
+
+def test_one_series_is_reported_unpooled_and_inconclusive():
+    contrast = [c for c in meta.contrasts(EXPECTATIONS, RECORDS, TRAIN_PAIRS) if c.label == "1"]
+    results = made_up_results(-0.03)
+    effects = meta.effects(results[results.series == "s1"], contrast, 0.01, 0.05)
+    pooled = meta.pooled(effects, contrast, 0.01, 0.05).iloc[0]
+    assert np.isnan(pooled["pooled"]) and np.isnan(pooled["ci_low"]) and pooled["verdict"] == "inconclusive"
+    assert pooled["note"] == "too few series with a spread to pool"
+    assert meta.tally(pooled) == "supported on 1 of 1 series, contradicted on 0, equivalent on 0"

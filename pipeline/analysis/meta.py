@@ -135,10 +135,11 @@ def pooled(effect_table: pd.DataFrame, contrast_list: Sequence[Contrast], margin
                        i2=0.0, q=0.0, series=len(part), note="identical on every series and repeat")
         elif len(usable) >= 2:
             row.update(meta_analysis(usable.effect, usable.se**2, alpha), note="")
-        else:
-            row.update(note="too few series with a spread to pool")
+        else:  # every column still there (not a number), so that a panel of one series per frequency reports
+            row.update(dict.fromkeys(("pooled", "pooled_se", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "i2",
+                                      "q"), np.nan), series=len(usable), note="too few series with a spread to pool")
         row["verdict"] = (decision.verdict(c.relation, decision.locate(row["ci_low"], row["ci_high"], margin))
-                          if "ci_low" in row else decision.INCONCLUSIVE)
+                          if np.isfinite(row["ci_low"]) else decision.INCONCLUSIVE)
         rows.append(row)
     return pd.DataFrame(rows)
 
