@@ -235,7 +235,7 @@ class Panel(Group):
 class Config(Group):
     repeats: Positive = Field(examples=[10])
     base_seed: int = Field(ge=0, examples=[1])
-    study: Literal[("shampoo", *studies.NAMES)]  # type: ignore[valid-type]
+    study: Literal[("shampoo", "panel", *studies.NAMES)]  # type: ignore[valid-type]
     model: Model
     baselines: Baselines
     stats: Stats

@@ -567,16 +567,18 @@ def log_other_study(
 
 
 def log_panel(
-    cfg: DictConfig, root: Path, *, results: pd.DataFrame, metrics: Mapping[str, float], files: Sequence[Path]
+    cfg: DictConfig, root: Path, *, results: pd.DataFrame, metrics: Mapping[str, float], files: Sequence[Path],
+    parent: str | None = None, label: str = "",
 ) -> StudyRuns | None:
     """Log a panel run: a parent run with the config, the verdicts as metrics and the panel's files, and a child
-    per series with its per-repeat results table (every origin, regime and seed) and seeds; None when off."""
+    per series with its per-repeat results table (every origin, regime and seed) and seeds; None when off.
+    In a sweep the panel's run is a child of the sweep's (``parent``), named by its swept values (``label``)."""
     if not cfg.tracking.enabled:
         return None
     common = {k: v for k, v in provenance_tags(cfg, root).items() if k != "data.sha256"}
-    common.update({"study.kind": "panel", "panel": str(cfg.panel.name)})
-    parent = _create_run(cfg, f"panel {cfg.panel.name}", common)
-    children = {}
+    common.update({"study.kind": "panel", "panel": str(cfg.panel.name), **({"sweep.job": label} if label else {})})
+    panel_run = _create_run(cfg, " ".join(filter(None, (f"panel {cfg.panel.name}", label))), common, parent)
+    parent, children = panel_run, {}
     try:
         timestamp = int(time.time() * 1000)
         _log(cfg, parent, params=flatten(OmegaConf.to_container(cfg, resolve=True)),

@@ -27,6 +27,7 @@ import functools
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.util
 import os
 import threading
 import time
@@ -607,9 +608,17 @@ def _pool(workers: int) -> Executor:
         for old in _POOL.values():  # a different size was asked for: only one pool lives at a time
             old.shutdown(cancel_futures=True)
         _POOL.clear()
+        if multiprocessing.get_start_method(allow_none=True) not in multiprocessing.get_all_start_methods():
+            # In a joblib (loky) worker, as a parallel sweep's job runs: a spawned child starts by setting its
+            # parent's default start method, which it does not know; give this process a standard one.
+            multiprocessing.set_start_method("spawn", force=True)
         context = multiprocessing.get_context("spawn")
         _POOL[workers] = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                              initargs=(os.getpid(),))
+        # A process that multiprocessing started (a joblib worker running a sweep's job) joins its children when
+        # it ends, before any atexit hook: close the pool first, or the join waits on idle workers for ever.
+        multiprocessing.util.Finalize(_POOL[workers], _POOL[workers].shutdown, kwargs={"cancel_futures": True},
+                                      exitpriority=10)
     return _POOL[workers]
 
 

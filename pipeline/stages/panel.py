@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline import io, progress, resume, series, tracking
+from pipeline import errors, io, progress, resume, series, tracking
 from pipeline.analysis import features, meta, panel_report
 from pipeline.analysis.claims import EXPECTATIONS
 from pipeline.artifacts import model_spec
@@ -66,7 +66,10 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     }).reset_index()
 
 
-def run(cfg: DictConfig, root: Path, series_dir: Path = series.SERIES_DIR) -> PanelOutcome:
+def run(
+    cfg: DictConfig, root: Path, series_dir: Path = series.SERIES_DIR, parent: str | None = None, label: str = ""
+) -> PanelOutcome:
+    """The panel, its answers and outputs; logged as a run of its own, or under a sweep's run (``parent``)."""
     panel = load_panel(cfg, series_dir)
     chosen = setting(cfg)
     engine, cache = make_engine(cfg.engine), resume.cache_from_config(cfg)
@@ -85,7 +88,7 @@ def run(cfg: DictConfig, root: Path, series_dir: Path = series.SERIES_DIR) -> Pa
     pooled = meta.pooled(effects, contrast_list, cfg.panel.margin, cfg.stats.alpha)
     by_frequency = pooled_by_frequency(panel, effects, contrast_list, cfg.panel.margin, cfg.stats.alpha)
     return PanelOutcome(outcome.results, outcome.baselines, effects, pooled, computed,
-                        write_outputs(cfg, root, panel, outcome, effects, pooled, by_frequency))
+                        write_outputs(cfg, root, panel, outcome, effects, pooled, by_frequency, parent, label))
 
 
 def pooled_by_frequency(
@@ -103,7 +106,7 @@ def pooled_by_frequency(
 
 def write_outputs(
     cfg: DictConfig, root: Path, panel: list[series.PanelSeries], outcome: SeriesResults, effects: pd.DataFrame,
-    pooled: pd.DataFrame, by_frequency: pd.DataFrame,
+    pooled: pd.DataFrame, by_frequency: pd.DataFrame, parent: str | None = None, label: str = "",
 ) -> tuple[Path, ...]:
     out = Path(root) / cfg.paths.panel
     summary = summarise(outcome.results)
@@ -134,7 +137,7 @@ def write_outputs(
                                  outcome.baselines, feature_table, winners, plots)
     panel_report.write(text, out / "report.md", out / "report.html")
     files += [out / p for p in plots.values()] + [out / "metrics.json", out / "report.md", out / "report.html"]
-    tracking.log_panel(cfg, root, results=outcome.results, metrics=metrics, files=files)
+    tracking.log_panel(cfg, root, results=outcome.results, metrics=metrics, files=files, parent=parent, label=label)
     return tuple(files)
 
 
@@ -155,4 +158,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    errors.cli(main)

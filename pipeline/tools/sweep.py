@@ -9,7 +9,10 @@ missing. Each job logs its regimes as child runs of the sweep's MLflow parent ru
 
 ``study=<name>`` makes every job run one of the other write-ups' studies instead (its one stage,
 ``pipeline.studies.<name>``), e.g. ``-m study=echo echo.repeats=10,30,100``; each job logs it as one
-run under the sweep's parent run.
+run under the sweep's parent run. ``study=panel``, or a ``panel=<name>`` override, makes every job a whole
+panel (``pipeline.stages.panel``), e.g. ``-m panel=default model.units=1,4,16 model.epochs=100,1000``: one job
+per model setting, each logged as a panel run (with its series as children) under the sweep's run, and the
+sweep's summary sets every setting's pooled answers side by side.
 
 ``SweepCallback`` (registered in ``conf/hydra/default.yaml``) opens that parent run before the jobs
 start, and after the last one writes the sweep's summary to the sweep folder: every job's RMSEs
@@ -43,7 +46,7 @@ from pipeline import errors, io, studies, tracking
 from pipeline.analysis import stats
 from pipeline.errors import PipelineError
 from pipeline.params import CONF_DIR, ConfigError, validate
-from pipeline.stages import compare, difference, evaluate, fetch, frame, scale, train
+from pipeline.stages import compare, difference, evaluate, fetch, frame, panel, scale, train
 from pipeline.studies import common
 
 SWEEP_RESULTS = ("results.csv", "summary.csv", "tests.csv")  # written to the sweep folder after the last job
@@ -132,6 +135,9 @@ def run_job(cfg: DictConfig) -> None:
     parent = tracking.sweep_parent(cfg, sweep_dir(job)) if multirun else None
     kind = "sweep" if multirun else "run"  # the parent run's name without -m: one study, run in process
     try:
+        if runs_panel(cfg, list(job.overrides.task)):
+            panel.run(cfg, root, parent=parent, label=label)
+            return
         if cfg.study in studies.NAMES:
             common.enable_op_determinism()  # as the study's stage and the audit run it
             start = time.time()
@@ -151,6 +157,12 @@ def run_job(cfg: DictConfig) -> None:
         if parent is not None:  # the sweep as a whole has failed; the other jobs still log their runs
             tracking.finish(cfg, parent, failed=True)
         raise
+
+
+def runs_panel(cfg: DictConfig, overrides: list[str]) -> bool:
+    """Whether a job is a panel: ``study=panel``, or a ``panel=<name>`` override on the command line."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return cfg.study == "panel" or any(o.key_or_group == "panel" for o in parsed)
 
 
 def finished_jobs(folder: Path, *files: str) -> list[tuple[list[str], Path]]:
@@ -194,8 +206,29 @@ def summarize_study(cfg: DictConfig, folder: Path) -> list[Path]:
     return written
 
 
+def summarize_panel(cfg: DictConfig, folder: Path) -> list[Path]:
+    """A panel sweep: every job's pooled answers, labelled by its setting (``results.csv``), and per contrast each
+    setting's pooled effect and verdict side by side (``summary.csv``); their paths."""
+    pooled_csv = f"{cfg.paths.panel}/pooled.csv"
+    keys = swept_keys(folder)
+    tables = [pd.read_csv(job / pooled_csv).assign(job=job_label(overrides, keys))
+              for overrides, job in finished_jobs(folder, pooled_csv)]
+    results = pd.concat(tables, ignore_index=True)
+    results["answer"] = [f"{v} ({100 * e:+.2f}%)" if np.isfinite(e) else v
+                         for v, e in zip(results.verdict, results.pooled, strict=True)]
+    summary = results.pivot(index=["contrast", "claim"], columns="job", values="answer")
+    written = [folder / name for name in SWEEP_RESULTS[:2]]
+    io.write_csv(written[0], results[["job", *(c for c in results.columns if c not in ("job", "answer"))]])
+    io.write_csv(written[1], summary.reset_index())
+    print(summary.to_string())
+    print(f"sweep summary: {', '.join(str(p) for p in written)}")
+    return written
+
+
 def summarize(cfg: DictConfig, folder: Path) -> list[Path]:
     """Write the sweep's results, per-sample distributions and pairwise tests to ``folder``; their paths."""
+    if runs_panel(cfg, list(OmegaConf.load(folder / "multirun.yaml").hydra.overrides.task)):
+        return summarize_panel(cfg, folder)
     if cfg.study in studies.NAMES:
         return summarize_study(cfg, folder)
     table = collect(folder, cfg.paths.results)
