@@ -84,7 +84,7 @@ def test_outputs_are_written_in_their_layouts(evaluated):
     forecast = pd.read_csv(p.forecast_data / "stateful.csv")
     assert list(forecast.columns) == ["step", "period", "actual", "forecast"] and len(forecast) == 12
     assert all(path.is_file() for path in comparison.files)
-    assert {comparison.report, comparison.html, *comparison.plots} <= set(comparison.files)
+    assert {comparison.section, *comparison.plots} <= set(comparison.files)
 
 
 def test_same_inputs_give_the_same_bytes(evaluated):
@@ -118,7 +118,7 @@ def test_regimes_not_run_show_as_not_run(evaluated):
     verdicts = verdict_of(tables.verdicts)
     assert verdicts["E4"] == decision.SUPPORTED  # its clean pair ran
     assert verdicts["E3"] == decision.NOT_RUN and verdicts["F4"] == decision.NOT_RUN
-    text = compare.run(cfg, root).report.read_text()
+    text = compare.run(cfg, root).section.read_text()
     assert "3. Stateful and stateless LSTMs give alike results at the same batch size (12): not run." in text
 
 

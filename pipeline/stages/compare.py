@@ -1,10 +1,11 @@
-"""Stage ``compare``: the regimes' RMSE distributions turned into verdicts, intervals and a report.
+"""Stage ``compare``: the regimes' RMSE distributions turned into verdicts, intervals and the study's report section.
 
 Reads the evaluate stage's tables, writes the descriptive summary (the write-up's layout), a verdict on
 every claim of the write-up (decided against ``stats.margin``, ``pipeline.analysis.decision``, on the
 regime pairs that differ in exactly the factor a claim is about, ``pipeline.analysis.contrasts``), the
-exploratory pairwise tests, the published-vs-reproduced table, DVC metrics and plots, and ``report.md`` /
-``report.html``.
+exploratory pairwise tests, the published-vs-reproduced table, DVC metrics and plots, and the shampoo study's
+section of the report (``paths.shampoo_report``). The report stage puts that section together with the other
+studies' as ``report.md`` / ``report.html``, so that this stage never depends on the other studies.
 """
 
 from __future__ import annotations
@@ -33,8 +34,7 @@ class Comparison:
     """What the stage produced: its tables, and every file it wrote (for a tracker to log)."""
 
     tables: report.Tables
-    report: Path
-    html: Path
+    section: Path  # the study's section of the report (markdown, its plots beside it)
     plots: tuple[Path, ...]
     files: tuple[Path, ...]
 
@@ -458,17 +458,16 @@ def write(cfg: DictConfig, p: Paths, tables: report.Tables) -> Comparison:
     write_plot_data(p.forecast_data, tables.forecasts, ["step", "period", "actual", "forecast"])
     plots = report.Plots(boxplot=p.boxplot, se=p.se_plot, forecasts=p.forecast_plot)
     report.draw(cfg, tables, plots)
-    report.write(cfg, tables, plots, data.file_sha256(p.raw), p.studies, p.report_md, p.report_html)
+    report.write(cfg, tables, plots, data.file_sha256(p.raw), p.shampoo_report)
     print(tables.summary.to_string(float_format=lambda v: f"{v:.3f}"))
     print(tables.verdicts[["key", "claim", "verdict"]].to_string(index=False))
     tables_written = (p.summary, p.intervals, p.tests, p.verdicts, p.se_repeats, p.metrics)
     plot_data = (*sorted(p.se_data.glob("*.csv")), *sorted(p.forecast_data.glob("*.csv")))
     return Comparison(
         tables=tables,
-        report=p.report_md,
-        html=p.report_html,
+        section=p.shampoo_report,
         plots=tuple(plots),
-        files=(*tables_written, *plots, *plot_data, p.report_md, p.report_html),
+        files=(*tables_written, *plots, *plot_data, p.shampoo_report),
     )
 
 
