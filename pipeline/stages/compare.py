@@ -10,10 +10,13 @@ studies' as ``report.md`` / ``report.html``, so that this stage never depends on
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from io import BytesIO
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +27,9 @@ from pipeline.analysis import claims as claimlist
 from pipeline.analysis import contrasts, decision, report, stats
 from pipeline.artifacts import Paths, paths
 from pipeline.params import ConfigError, load_params, regimes
+
+if TYPE_CHECKING:
+    from pipeline.tracking import StudyRuns
 
 RESULTS_COLUMNS = ("regime", "repeat", "seed", "rmse")
 FORECAST_COLUMNS = ("regime", "repeat", "step", "period", "actual", "forecast")
@@ -471,14 +477,44 @@ def write(cfg: DictConfig, p: Paths, tables: report.Tables) -> Comparison:
     )
 
 
-def main() -> None:
+def _open_runs(cfg: DictConfig, root: Path) -> StudyRuns | None:
+    """The MLflow runs of every regime, from the evaluate stage's tables alone (what they log needs nothing else)."""
     from pipeline import tracking  # mlflow is imported only where a run is logged, not by every import of compare
 
+    p = paths(cfg, root)
+    results = read_table(p.results, RESULTS_COLUMNS, "evaluate")
+    return tracking.open_study(cfg, root, results=results, summary=describe(results, list(dict.fromkeys(
+        results.regime))), baselines=read_table(p.baselines, ("model", "rmse"), "evaluate"), kind="repro")
+
+
+def _close_runs(cfg: DictConfig, root: Path, runs: StudyRuns, comparison: Comparison | None) -> None:
+    from pipeline import tracking
+
+    if comparison is None:
+        tracking.finish(cfg, runs.parent, failed=True)
+    else:
+        tracking.close_study(cfg, root, runs, files=comparison.files, verdicts=comparison.tables.verdicts)
+
+
+def main() -> None:
     cfg, root = load_params(), Path.cwd()
-    comparison = run(cfg, root)
-    t = comparison.tables
-    tracking.log_study(cfg, root, results=t.results, summary=t.summary, baselines=t.baselines,
-                       verdicts=t.verdicts, files=comparison.files, kind="repro")
+    if not cfg.tracking.enabled:
+        run(cfg, root)
+        return
+    # A second process imports MLflow, opens the store and logs every regime's run (seconds) while this one
+    # computes the comparison, whose verdicts and files then complete the study's run. It is forked, so that it
+    # shares what is imported already; its errors (a store that refuses) come back as they are.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as tracker:
+        opened = tracker.submit(_open_runs, cfg, root)
+        try:
+            comparison = run(cfg, root)
+        except BaseException:
+            if opened.exception() is None and opened.result() is not None:  # the study's run failed with it
+                tracker.submit(_close_runs, cfg, root, opened.result(), None).result()
+            raise
+        runs = opened.result()
+        if runs is not None:
+            tracker.submit(_close_runs, cfg, root, runs, comparison).result()
 
 
 if __name__ == "__main__":
