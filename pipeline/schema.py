@@ -113,6 +113,13 @@ class Stats(Group):
     se_draws: int = Field(ge=2, examples=[2000])
 
 
+StudyName = Literal[studies.NAMES]  # type: ignore[valid-type]
+
+
+class Report(Group):
+    studies: list[StudyName] = Field(examples=[["alphabet", "echo"]])  # in the order of their sections
+
+
 class Resume(Group):
     enabled: bool
     chunk_size: Positive = Field(examples=[100])
@@ -141,9 +148,9 @@ class Paths(Group):
     forecast_plot: Text
     se_data: Text
     forecast_data: Text
+    shampoo_report: Text
     report_md: Text
     report_html: Text
-    studies: Text
     alphabet_report: Text
     alphabet_plot: Text
     alphabet_results: Text
@@ -239,6 +246,7 @@ class Config(Group):
     model: Model
     baselines: Baselines
     stats: Stats
+    report: Report
     resume: Resume
     paths: Paths
     data: Data

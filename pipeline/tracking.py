@@ -47,7 +47,6 @@ from urllib.parse import urlparse
 
 import pandas as pd
 from filelock import FileLock
-from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
@@ -58,6 +57,7 @@ from omegaconf import DictConfig, OmegaConf
 from sqlalchemy.exc import OperationalError
 
 from pipeline import studies
+from pipeline.analysis import histogram
 from pipeline.artifacts import paths
 from pipeline.errors import TrackingError
 from pipeline.io import read_json
@@ -78,6 +78,7 @@ PER_REPEAT = "rmse_by_repeat"  # every repeat's RMSE at step=repeat: what the au
 class StudyRuns:
     parent: str
     children: dict[str, str]  # regime -> run id
+    own_parent: bool = True  # opened for this study (else a sweep's, which the sweep closes)
 
 
 # ---------------------------------------------------------------------------------------------- the store
@@ -381,18 +382,6 @@ def train_times(root: Path, cfg: DictConfig) -> dict[str, tuple[float, float]]:
     return {k: (float(v[0]), float(v[1])) for k, v in read_json(path).items()} if path.is_file() else {}
 
 
-def histogram(rmse: pd.Series, baselines: pd.DataFrame, title: str) -> Figure:
-    """Every repeat's RMSE as a histogram, with the baselines as vertical lines."""
-    figure = Figure(figsize=(7, 4), layout="constrained")
-    ax = figure.subplots()
-    ax.hist(rmse, bins="auto", color="C0", alpha=0.8)
-    for i, row in enumerate(baselines.itertuples(), start=1):  # C0 is the bars' colour
-        ax.axvline(row.rmse, color=f"C{i}", linestyle="--", label=f"{row.model} {row.rmse:.1f}")
-    ax.set(xlabel="test RMSE (monthly sales)", ylabel="repeats", title=title)
-    ax.legend(fontsize="small")
-    return figure
-
-
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds * 1000)
 
@@ -447,6 +436,21 @@ def log_study(
     its files; a sweep job passes its sweep's parent, and its files go there under ``jobs/<label>/``,
     its summary metrics and verdicts under names ending in its label.
     """
+    runs = open_study(cfg, root, results=results, summary=summary, baselines=baselines, kind=kind, parent=parent,
+                      label=label)
+    if runs is not None:
+        close_study(cfg, root, runs, files=files, verdicts=verdicts, label=label)
+    return runs
+
+
+def open_study(
+    cfg: DictConfig, root: Path, *, results: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame,
+    kind: str, parent: str | None = None, label: str = "", histograms: bool = True,
+) -> StudyRuns | None:
+    """``log_study``'s first half, which needs only the per-repeat results: the parent run with its params and
+    metrics (unless a sweep passes its own) and every regime's finished child run, with its histogram unless
+    ``histograms`` is false (``close_study`` then logs those drawn elsewhere). ``close_study`` adds the verdicts
+    and files and finishes the parent; until then it shows as running."""
     if not cfg.tracking.enabled:
         return None
     config = study_config(cfg)
@@ -470,35 +474,51 @@ def log_study(
         study_metrics[f"train_seconds{suffix}"] = max(end for _, end in spans) - min(start for start, _ in spans)
     own_parent = parent is None
     if own_parent:
-        note = verdict_note(verdicts)
-        parent = _create_run(cfg, f"{kind} {common.get('dvc.experiment', '')}".strip(),
-                             {**common, **({MLFLOW_RUN_NOTE: note} if note else {})},
+        parent = _create_run(cfg, f"{kind} {common.get('dvc.experiment', '')}".strip(), common,
                              start=min((start for start, _ in trained.values()), default=None))
         parent_config = {k: v for k, v in config.items() if k != "regime"}  # each child holds its regime's record
         _log(cfg, parent, params={**flatten(parent_config), "regimes": ",".join(config["regime"])})
-    folder = "" if own_parent else f"jobs/{label}/"
     try:
-        _log(cfg, parent, tags=verdict_tags(verdicts, suffix), metrics=_metrics(study_metrics, timestamp))
-        client(tracking_uri(cfg)).log_text(parent, OmegaConf.to_yaml(cfg, resolve=True), f"{folder}config.yaml")
-        _log_files(cfg, parent, root, files, folder)
+        _log(cfg, parent, metrics=_metrics(study_metrics, timestamp))
         children = {
             regime: _log_regime(cfg, regime, config, by_regime[regime], headline[regime], baselines, common,
-                                parent, label, trained.get(regime))
+                                parent, label, trained.get(regime), histograms)
             for regime in config["regime"]
         }
     except BaseException:
         if own_parent:  # a sweep's parent is closed by the sweep
             finish(cfg, parent, failed=True)
         raise
-    if own_parent:
-        finish(cfg, parent)
-    return StudyRuns(parent, children)
+    return StudyRuns(parent, children, own_parent)
+
+
+def close_study(cfg: DictConfig, root: Path, runs: StudyRuns, *, files: Sequence[Path],
+                verdicts: pd.DataFrame | None = None, label: str = "",
+                histograms: Mapping[str, Path] | None = None) -> None:
+    """``log_study``'s second half: the verdicts as tags (and as the parent's note), the config and ``files`` as
+    artifacts, each regime's histogram of ``histograms`` (PNG files named ``histogram.FILE``) on its run; then the
+    parent is finished, unless it is a sweep's."""
+    folder = "" if runs.own_parent else f"jobs/{label}/"
+    note = verdict_note(verdicts) if runs.own_parent else ""
+    try:
+        for regime, png in (histograms or {}).items():
+            client(tracking_uri(cfg)).log_artifact(runs.children[regime], str(png))
+        _log(cfg, runs.parent, tags={**verdict_tags(verdicts, key_suffix(label)),
+                                     **({MLFLOW_RUN_NOTE: note} if note else {})})
+        client(tracking_uri(cfg)).log_text(runs.parent, OmegaConf.to_yaml(cfg, resolve=True), f"{folder}config.yaml")
+        _log_files(cfg, runs.parent, root, files, folder)
+    except BaseException:
+        if runs.own_parent:
+            finish(cfg, runs.parent, failed=True)
+        raise
+    if runs.own_parent:
+        finish(cfg, runs.parent)
 
 
 def _log_regime(
     cfg: DictConfig, regime: str, config: Mapping[str, Any], rows: pd.DataFrame, headline: Mapping[str, float],
     baselines: pd.DataFrame, common: Mapping[str, str], parent: str, label: str,
-    trained: tuple[float, float] | None,
+    trained: tuple[float, float] | None, histograms: bool = True,
 ) -> str:
     """One regime's child run; its start and end are its training's when the train stage recorded them."""
     start, end = trained or (None, None)
@@ -515,8 +535,9 @@ def _log_regime(
         mlflow = client(tracking_uri(cfg))
         mlflow.log_text(child, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")  # what the audit rebuilds from
         mlflow.log_text(child, rows.to_csv(index=False, lineterminator="\n"), "results.csv")
-        mlflow.log_figure(child, histogram(rows.rmse, baselines, f"{regime}: {len(rows)} repeats"),
-                          "rmse_histogram.png")
+        if histograms:
+            figure = histogram.rmse_histogram(rows.rmse, baselines, f"{regime}: {len(rows)} repeats")
+            mlflow.log_figure(child, figure, histogram.FILE)
     except BaseException:
         finish(cfg, child, failed=True)
         raise

@@ -87,3 +87,11 @@ def test_repeats_needed_come_from_the_sd_of_the_differences():
     assert decision.repeats_needed(-1.27, 3.5, 1.0, ALPHA) == 646
     assert decision.repeats_needed(0.0, 0.0, 1.0, ALPHA) == 1
     assert math.isinf(decision.repeats_needed(1.0, 2.0, 1.0, ALPHA))
+
+
+def test_holm_gives_statsmodels_values_bit_for_bit():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(0)
+    for p in (rng.uniform(0, 1, 13), rng.uniform(0, 0.2, 40), np.array([0.01, 0.01, 0.5, 0.9, 0.01]), np.array([0.3])):
+        assert np.array_equal(decision.holm_adjusted(p), multipletests(p, method="holm")[1])

@@ -1,11 +1,15 @@
-"""dvc.yaml knows every input: each stage's deps hold its module's whole import closure within pipeline/."""
+"""dvc.yaml knows every input: each stage's deps hold its module's whole import closure within pipeline/; and
+dvc.lock records every stage whose outputs are committed against the files of this tree."""
 
 import ast
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from pipeline import studies
 from pipeline.params import PROJECT_ROOT
 
 STAGES = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
@@ -84,6 +88,52 @@ def test_closure_follows_imports_inside_functions_and_parent_packages():
     assert "pipeline/stages/__init__.py" not in found  # a docstring only
 
 
-def test_fetch_tracks_the_users_file_and_compare_the_studies_sections():
+def test_fetch_tracks_the_users_file_and_only_the_report_stage_the_other_studies():
     assert "${data.path}" in STAGES["fetch"]["deps"]
-    assert {f"${{paths.{s}_report}}" for s in ("alphabet", "echo", "sine")} <= set(STAGES["compare"]["deps"])
+    listed = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["report"]["studies"]
+    sections = [f"${{paths.{name}_{part}}}" for name in listed for part in ("report", "plot")]
+    shampoo = ["${paths.shampoo_report}", "${paths.boxplot}", "${paths.se_plot}", "${paths.forecast_plot}"]
+    assert [d for d in STAGES["report"]["deps"] if d.startswith("${")] == shampoo + sections  # config's order
+    for name, stage in STAGES.items():  # `dvc repro compare` must never run the other studies' stages
+        if name != "report" and name not in studies.NAMES:
+            assert not [d for d in stage["deps"] if d.startswith(tuple(f"${{paths.{s}_" for s in studies.NAMES))]
+
+
+def committed(path: str) -> bool:
+    """Whether git tracks ``path`` (a file, or files under a folder): what a fresh clone has without running."""
+    found = subprocess.run(["git", "ls-files", "--", path], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    return bool(found.stdout.strip())
+
+
+def test_every_stage_with_committed_outputs_is_recorded_against_this_tree():
+    """`dvc status` of each stage whose outputs are all in git: a fresh clone skips it only while its deps, params
+    and outputs are what dvc.lock recorded. A commit that edits shared code without refreshing the lock would make
+    every fresh clone rerun the stage (the other studies: an hour). A dep that is another stage's cached output
+    (absent from git) must be recorded as that stage recorded it."""
+    if shutil.which("git") is None or not (PROJECT_ROOT / ".git").exists():
+        pytest.skip("not a git checkout: which outputs are committed is unknown")
+    from dvc.repo import Repo
+
+    lock = yaml.safe_load((PROJECT_ROOT / "dvc.lock").read_text())["stages"]
+    produced = {out["path"]: out.get("md5") for entry in lock.values() for out in entry.get("outs", [])}
+    stale = {}
+    with Repo(str(PROJECT_ROOT)) as repo, repo.lock:
+        for stage in repo.index.stages:
+            if not stage.outs or not all(not o.use_cache and committed(o.def_path) for o in stage.outs):
+                continue  # a fresh clone runs it anyway
+            recorded = {dep["path"]: dep.get("md5") for dep in lock.get(stage.name, {}).get("deps", [])}
+            found = []
+            for change in stage.status().get(stage.name, []):
+                if isinstance(change, dict) and "changed deps" in change:
+                    change = {path: why for path, why in change["changed deps"].items()
+                              if not (why == "deleted" and not committed(path) and path in produced
+                                      and produced[path] == recorded.get(path))}
+                    change = {"changed deps": change} if change else None
+                if change:
+                    found.append(change)
+            if found:
+                stale[stage.name] = found
+    assert not stale, (
+        f"dvc.lock is stale for {sorted(stale)}: {stale}. If a stage's outputs cannot change (wording, code its "
+        "results do not touch), record them as they are: dvc commit -f <stage>; else rerun it: dvc repro <stage>; "
+        "then commit dvc.lock (and the outputs).")

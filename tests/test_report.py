@@ -1,4 +1,4 @@
-"""The report renders every section, with every plot embedded, from a tiny made-up study."""
+"""The shampoo study's section renders in full, and the report stage embeds every plot, from a tiny made-up study."""
 
 import base64
 import re
@@ -12,6 +12,7 @@ from pipeline import data
 from pipeline.analysis import report
 from pipeline.artifacts import paths
 from pipeline.stages import compare
+from pipeline.stages import report as report_stage
 
 SECTIONS = [
     "# How should an LSTM's state be managed?",
@@ -48,14 +49,14 @@ def headings(markdown: str) -> list[str]:
 @pytest.fixture
 def rendered(evaluated):
     cfg, root = evaluated(6)
-    studies = paths(cfg, root).studies
-    write_png(studies / "echo.png")
-    (studies / "echo.md").write_text("# Echo memory\n\nShare solved.\n\n## Per step\n\n![steps](echo.png)\n")
-    (studies / "alphabet.md").write_text("Accuracy over seeds, no heading of its own.\n")
+    p = paths(cfg, root)
+    write_png(p.echo_plot)
+    p.echo_report.write_text("# Echo memory\n\nShare solved.\n\n## Per step\n\n![steps](echo.png)\n")
+    p.alphabet_report.write_text("Accuracy over seeds, no heading of its own.\n")
     comparison = compare.run(cfg, root)
-    return SimpleNamespace(
-        cfg=cfg, root=root, comparison=comparison, md=comparison.report.read_text(), html=comparison.html.read_text()
-    )
+    assembled = report_stage.run(cfg, root)
+    return SimpleNamespace(cfg=cfg, root=root, comparison=comparison, assembled=assembled,
+                           md=assembled.markdown.read_text(), html=assembled.html.read_text())
 
 
 def test_every_section_renders_in_order_with_one_section_per_study(rendered):
@@ -64,7 +65,7 @@ def test_every_section_renders_in_order_with_one_section_per_study(rendered):
     starts = [next(i for i, h in enumerate(found) if h.startswith(s)) for s in SECTIONS]
     assert starts == sorted(starts)
     studies = [h for h in found if h in ("## Alphabet", "## Echo memory")]
-    assert studies == ["## Alphabet", "## Echo memory"] and "### Per step" in found  # sorted, headings shifted
+    assert studies == ["## Alphabet", "## Echo memory"] and "### Per step" in found  # config's order, shifted
     assert markdown.index("## Echo memory") > markdown.index("## Setup")
 
 
@@ -111,24 +112,10 @@ def test_every_image_resolves_and_is_embedded_in_the_html(rendered):
     comparison, markdown, page = rendered.comparison, rendered.md, rendered.html
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
     assert len(links) == 4 and "studies/echo.png" in links  # box, SE, forecasts, the study's figure
-    here = comparison.report.parent
+    here = rendered.assembled.markdown.parent
     assert all((here / link).is_file() for link in links)
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert len(sources) == len(links) and all(s.startswith("data:image/png;base64,") for s in sources)
     embedded = {base64.b64decode(s.split(",", 1)[1]) for s in sources}
     assert (here / "studies/echo.png").read_bytes() in embedded and comparison.plots[0].read_bytes() in embedded
     assert 'class="supported"' in page and "<details>" in page and "<table>" in page
-
-
-def test_a_fragment_becomes_one_section_with_links_relative_to_the_report(tmp_path):
-    fragment = tmp_path / "reports" / "studies" / "sine" / "sine.md"
-    fragment.parent.mkdir(parents=True)
-    fragment.write_text("### Loop vs single fit\n\n#### Detail\n\n![fit](plots/fit.png) and ![web](https://x/y.png)\n")
-    text = report.study_section(fragment, tmp_path / "reports")
-    assert headings(text) == ["## Loop vs single fit", "### Detail"]
-    assert "](studies/sine/plots/fit.png)" in text and "](https://x/y.png)" in text
-
-
-def test_html_refuses_a_link_to_a_missing_image(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"gone\.png"):
-        report.to_html("![lost](gone.png)\n", tmp_path)

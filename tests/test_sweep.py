@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from pipeline import params
 from pipeline.params import CONF_DIR, PROJECT_ROOT
-from pipeline.stages import compare
+from pipeline.stages import compare, report
 from pipeline.tools import audit, sweep
 
 TINY = ("repeats=2", "model.epochs=2", "data.source=packaged")
@@ -27,8 +27,8 @@ TINY = ("repeats=2", "model.epochs=2", "data.source=packaged")
 def test_jobs_run_the_core_stages_of_dvc_yaml_in_order():
     stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
     core = [m[1] for s in stages.values() if (m := re.fullmatch(r"python -m pipeline\.stages\.(\w+)", s["cmd"]))]
-    core = core[: core.index("compare") + 1]  # the shampoo study's stages; the panel is a study of its own
-    assert [m.__name__.removeprefix("pipeline.stages.") for m in (*sweep.STAGES, compare)] == core
+    core = core[: core.index("report") + 1]  # the shampoo study's stages; the panel is a study of its own
+    assert [m.__name__.removeprefix("pipeline.stages.") for m in (*sweep.STAGES, compare, report)] == core
     assert sweep.STAGES[:-1] == audit.STAGES  # the audit re-runs them up to the evaluate stage's scoring
 
 

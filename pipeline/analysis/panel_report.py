@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import io
-from pipeline.analysis import figures, meta, report
+from pipeline.analysis import document, figures, meta, report
 
 VERDICT_COLORS = {"supported": "#2e7d32", "contradicted": "#c62828", "equivalent": "#1565c0",
                   "inconclusive": "#bdbdbd"}
@@ -132,4 +132,4 @@ def markdown(
 
 def write(text: str, report_md: Path, report_html: Path) -> None:
     io.write_text(report_md, text)
-    io.write_text(report_html, report.to_html(text, report_md.parent))
+    io.write_text(report_html, document.to_html(text, report_md.parent))

@@ -1,21 +1,17 @@
-"""The comparison as a reader sees it: ``report.md`` and a self-contained ``report.html``.
+"""The shampoo study as a reader sees it: the compare stage's section of the report (``paths.shampoo_report``).
 
 Everything is drawn from the compare stage's tables; nothing here computes a statistic (the plots are in
-``pipeline.analysis.figures``). The report opens with the answer, one line per expectation, and its scope;
-the evidence follows, widest tables last or folded. The HTML is the markdown rendered by markdown-it with
-every image embedded as base64, so it opens anywhere on its own. Other studies contribute markdown
-fragments (``<paths.studies>/*.md``, PNGs beside them), one section each.
+``pipeline.analysis.figures``). The section opens with the answer, one line per expectation, and its scope;
+the evidence follows, widest tables last or folded. The report stage (``pipeline.stages.report``) puts it
+together with the other studies' sections as ``report.md`` and a self-contained ``report.html``
+(``pipeline.analysis.document``).
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import math
-import mimetypes
 import os
 import platform
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from importlib import metadata
@@ -23,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from markdown_it import MarkdownIt
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import io
@@ -601,47 +596,12 @@ def setup(cfg: DictConfig, tables: Tables, data_sha256: str) -> str:
 """
 
 
-# --- other studies --------------------------------------------------------------------------------
-
-_MD = MarkdownIt("commonmark", {"html": True}).enable("table")
+# --- the section ---------------------------------------------------------------------------------
 
 
-def _is_local(src: str) -> bool:
-    """A relative link to a file (not a URL, a data URI or an absolute path)."""
-    return not (os.path.isabs(src) or "://" in src or src.startswith("data:"))
-
-
-def study_section(fragment: Path, report_dir: Path) -> str:
-    """A study's fragment as one ``##`` section: headings shifted, image links made relative to the report."""
-    text = fragment.read_text(encoding="utf-8")
-    tokens = _MD.parse(text)
-    lines = text.splitlines()
-    atx = [t for t in tokens if t.type == "heading_open" and t.markup.startswith("#")]
-    if atx:
-        shift = 2 - min(len(t.markup) for t in atx)
-        for t in atx:
-            line = lines[t.map[0]]
-            level = len(t.markup)
-            lines[t.map[0]] = "#" * min(6, level + shift) + line.lstrip()[level:]
-    else:
-        lines = [f"## {fragment.stem.replace('_', ' ').capitalize()}", "", *lines]
-    text = "\n".join(lines)
-    for src in {c.attrs["src"] for t in tokens for c in (t.children or []) if c.type == "image"}:
-        if _is_local(src):
-            target = os.path.relpath(fragment.parent / src, report_dir)
-            text = text.replace(f"]({src}", f"]({Path(target).as_posix()}")
-    return text.rstrip() + "\n"
-
-
-def study_fragments(studies: Path) -> list[Path]:
-    return sorted(studies.glob("*.md")) if studies.is_dir() else []
-
-
-# --- assembling -----------------------------------------------------------------------------------
-
-
-def markdown(cfg: DictConfig, tables: Tables, plots: Plots, data_sha256: str, studies: Path, report_md: Path) -> str:
-    here = report_md.parent
+def markdown(cfg: DictConfig, tables: Tables, plots: Plots, data_sha256: str, fragment: Path) -> str:
+    """The study's section, its image links relative to ``fragment``'s folder."""
+    here = fragment.parent
     rel = {path: Path(os.path.relpath(path, here)).as_posix() for path in plots}
     sections = [
         f"# How should an LSTM's state be managed? State regimes compared on the {cfg.data.name} series\n\n"
@@ -659,64 +619,9 @@ def markdown(cfg: DictConfig, tables: Tables, plots: Plots, data_sha256: str, st
         forecast_section(plots, rel),
         pairwise_section(cfg, tables),
         setup(cfg, tables, data_sha256),
-        *(study_section(fragment, here) for fragment in study_fragments(studies)),
     ]
     return "\n".join(sections)
 
 
-STYLE = """
-body { font: 15px/1.5 system-ui, sans-serif; color: #1d1d1f; margin: 0; background: #fafafa; }
-main { max-width: 1320px; margin: 0 auto; padding: 1rem 2rem 4rem; background: white; }
-h1 { font-size: 1.7rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem; margin-top: 2.2rem; }
-table { border-collapse: collapse; display: block; overflow-x: auto; font-size: 13px; margin: .8rem 0; }
-th, td { border: 1px solid #ddd; padding: .25rem .5rem; vertical-align: top; }
-th { background: #f3f3f3; } tr:nth-child(even) td { background: #fbfbfb; }
-td.supported { background: #dff3e3 !important; font-weight: 600; }
-td.contradicted { background: #f9dddd !important; font-weight: 600; }
-td.inconclusive { background: #f1f1f1 !important; font-weight: 600; }
-td.equivalent { background: #e3ecf9 !important; font-weight: 600; }
-td.not-run { color: #777; font-style: italic; }
-td { max-width: 36rem; }
-img { max-width: 100%; height: auto; } code { font-size: 90%; }
-pre { background: #f5f5f5; padding: .8rem; overflow-x: auto; font-size: 12px; }
-details { margin: 1rem 0; } summary { cursor: pointer; font-weight: 600; }
-"""
-
-
-def _data_uri(image: Path) -> str:
-    if not image.is_file():
-        raise FileNotFoundError(f"the report links {image}, which does not exist: rerun the stage that draws it.")
-    kind = mimetypes.guess_type(image.name)[0] or "application/octet-stream"
-    return f"data:{kind};base64,{base64.b64encode(image.read_bytes()).decode('ascii')}"
-
-
-def to_html(text: str, base: Path) -> str:
-    """Render the report's markdown, embedding each local image as base64 and marking verdict cells."""
-    tokens = _MD.parse(text)
-    for i, token in enumerate(tokens):
-        if token.type == "heading_open":  # GitHub's anchors, so the report's #links work in the HTML too
-            slug = re.sub(r"[^\w\- ]", "", tokens[i + 1].content.lower()).strip().replace(" ", "-")
-            token.attrSet("id", slug)
-        if token.type == "td_open" and tokens[i + 1].content in VERDICT_WORDS:
-            token.attrSet("class", tokens[i + 1].content.replace(" ", "-"))
-        for child in token.children or []:
-            if child.type == "image" and _is_local(child.attrs["src"]):
-                child.attrSet("src", _data_uri(base / child.attrs["src"]))
-    body = _MD.renderer.render(tokens, _MD.options, {})
-    title = next((tokens[i + 1].content for i, t in enumerate(tokens) if t.tag == "h1"), "Report")
-    return (
-        f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
-        f"<style>{STYLE}</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n"
-    )
-
-
-def write(
-    cfg: DictConfig, tables: Tables, plots: Plots, data_sha256: str, studies: Path, report_md: Path, report_html: Path
-) -> None:
-    """Write both or neither: both are rendered first, then renamed into place one right after the other."""
-    text = markdown(cfg, tables, plots, data_sha256, studies, report_md)
-    page = to_html(text, report_md.parent)
-    with io.atomic_path(report_md) as md_tmp, io.atomic_path(report_html) as html_tmp:
-        md_tmp.write_text(text, encoding="utf-8")
-        html_tmp.write_text(page, encoding="utf-8")
-
+def write(cfg: DictConfig, tables: Tables, plots: Plots, data_sha256: str, fragment: Path) -> None:
+    io.write_text(fragment, markdown(cfg, tables, plots, data_sha256, fragment))

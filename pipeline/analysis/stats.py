@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from pipeline.analysis.decision import holm_adjusted
+
 PAIRED, UNPAIRED, IDENTICAL = "paired", "unpaired", "identical"
 EQUIVALENT = "equivalent by construction"
 NO_DIFFERENCE = "no significant difference"
@@ -243,13 +245,11 @@ def compare_pair(a: Sample, b: Sample, boot: Bootstrap, label: str = "diff") -> 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
     """Holm-adjusted p-values; NaN (no test run) stays NaN and is not counted as a test."""
-    from statsmodels.stats.multitest import multipletests
-
     p = np.asarray(pvalues, dtype=np.float64)
     adjusted = np.full_like(p, np.nan)
     tested = ~np.isnan(p)
     if tested.any():
-        adjusted[tested] = multipletests(p[tested], method="holm")[1]
+        adjusted[tested] = holm_adjusted(p[tested])
     return adjusted
 
 

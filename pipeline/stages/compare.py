@@ -1,18 +1,23 @@
-"""Stage ``compare``: the regimes' RMSE distributions turned into verdicts, intervals and a report.
+"""Stage ``compare``: the regimes' RMSE distributions turned into verdicts, intervals and the study's report section.
 
 Reads the evaluate stage's tables, writes the descriptive summary (the write-up's layout), a verdict on
 every claim of the write-up (decided against ``stats.margin``, ``pipeline.analysis.decision``, on the
 regime pairs that differ in exactly the factor a claim is about, ``pipeline.analysis.contrasts``), the
-exploratory pairwise tests, the published-vs-reproduced table, DVC metrics and plots, and ``report.md`` /
-``report.html``.
+exploratory pairwise tests, the published-vs-reproduced table, DVC metrics and plots, and the shampoo study's
+section of the report (``paths.shampoo_report``). The report stage puts that section together with the other
+studies' as ``report.md`` / ``report.html``, so that this stage never depends on the other studies.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from io import BytesIO
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,9 +25,12 @@ from omegaconf import DictConfig
 
 from pipeline import data, errors, io
 from pipeline.analysis import claims as claimlist
-from pipeline.analysis import contrasts, decision, report, stats
+from pipeline.analysis import contrasts, decision, histogram, report, stats
 from pipeline.artifacts import Paths, paths
 from pipeline.params import ConfigError, load_params, regimes
+
+if TYPE_CHECKING:
+    from pipeline.tracking import StudyRuns
 
 RESULTS_COLUMNS = ("regime", "repeat", "seed", "rmse")
 FORECAST_COLUMNS = ("regime", "repeat", "step", "period", "actual", "forecast")
@@ -33,8 +41,7 @@ class Comparison:
     """What the stage produced: its tables, and every file it wrote (for a tracker to log)."""
 
     tables: report.Tables
-    report: Path
-    html: Path
+    section: Path  # the study's section of the report (markdown, its plots beside it)
     plots: tuple[Path, ...]
     files: tuple[Path, ...]
 
@@ -458,28 +465,73 @@ def write(cfg: DictConfig, p: Paths, tables: report.Tables) -> Comparison:
     write_plot_data(p.forecast_data, tables.forecasts, ["step", "period", "actual", "forecast"])
     plots = report.Plots(boxplot=p.boxplot, se=p.se_plot, forecasts=p.forecast_plot)
     report.draw(cfg, tables, plots)
-    report.write(cfg, tables, plots, data.file_sha256(p.raw), p.studies, p.report_md, p.report_html)
+    report.write(cfg, tables, plots, data.file_sha256(p.raw), p.shampoo_report)
     print(tables.summary.to_string(float_format=lambda v: f"{v:.3f}"))
     print(tables.verdicts[["key", "claim", "verdict"]].to_string(index=False))
     tables_written = (p.summary, p.intervals, p.tests, p.verdicts, p.se_repeats, p.metrics)
     plot_data = (*sorted(p.se_data.glob("*.csv")), *sorted(p.forecast_data.glob("*.csv")))
     return Comparison(
         tables=tables,
-        report=p.report_md,
-        html=p.report_html,
+        section=p.shampoo_report,
         plots=tuple(plots),
-        files=(*tables_written, *plots, *plot_data, p.report_md, p.report_html),
+        files=(*tables_written, *plots, *plot_data, p.shampoo_report),
     )
 
 
-def main() -> None:
+def _open_runs(cfg: DictConfig, root: Path) -> StudyRuns | None:
+    """The MLflow runs of every regime, from the evaluate stage's tables alone (what they log needs nothing else)."""
     from pipeline import tracking  # mlflow is imported only where a run is logged, not by every import of compare
 
+    p = paths(cfg, root)
+    results = read_table(p.results, RESULTS_COLUMNS, "evaluate")
+    return tracking.open_study(cfg, root, results=results, summary=describe(results, list(dict.fromkeys(
+        results.regime))), baselines=read_table(p.baselines, ("model", "rmse"), "evaluate"), kind="repro",
+        histograms=False)
+
+
+def histograms(tables: report.Tables, folder: Path) -> dict[str, Path]:
+    """Each regime's RMSE histogram as ``<folder>/<regime>/<histogram.FILE>``, for its MLflow run."""
+    drawn = {}
+    for regime, rows in tables.results.groupby("regime", sort=False):
+        png = folder / str(regime) / histogram.FILE
+        png.parent.mkdir(parents=True)
+        histogram.rmse_histogram(rows.rmse, tables.baselines, f"{regime}: {len(rows)} repeats").savefig(png)
+        drawn[str(regime)] = png
+    return drawn
+
+
+def _close_runs(cfg: DictConfig, root: Path, runs: StudyRuns, comparison: Comparison | None,
+                drawn: dict[str, Path] | None = None) -> None:
+    from pipeline import tracking
+
+    if comparison is None:
+        tracking.finish(cfg, runs.parent, failed=True)
+    else:
+        tracking.close_study(cfg, root, runs, files=comparison.files, verdicts=comparison.tables.verdicts,
+                             histograms=drawn)
+
+
+def main() -> None:
     cfg, root = load_params(), Path.cwd()
-    comparison = run(cfg, root)
-    t = comparison.tables
-    tracking.log_study(cfg, root, results=t.results, summary=t.summary, baselines=t.baselines,
-                       verdicts=t.verdicts, files=comparison.files, kind="repro")
+    if not cfg.tracking.enabled:
+        run(cfg, root)
+        return
+    # A second process imports MLflow, opens the store and logs every regime's run (seconds) while this one
+    # computes the comparison and draws the regimes' histograms, which then complete the runs. It is forked, so
+    # that it shares what is imported already; its errors (a store that refuses) come back as they are.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as tracker, \
+            tempfile.TemporaryDirectory() as folder:
+        opened = tracker.submit(_open_runs, cfg, root)
+        try:
+            comparison = run(cfg, root)
+            drawn = histograms(comparison.tables, Path(folder))
+        except BaseException:
+            if opened.exception() is None and opened.result() is not None:  # the study's run failed with it
+                tracker.submit(_close_runs, cfg, root, opened.result(), None).result()
+            raise
+        runs = opened.result()
+        if runs is not None:
+            tracker.submit(_close_runs, cfg, root, runs, comparison, drawn).result()
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ OVERRIDES = ("experiment=ci",)
 REFERENCE = "reference"  # the committed results, relative to the project root
 MANIFEST = "manifest.json"
 TRACKED_STAGES = ("compare", *studies.NAMES)  # stages that log to MLflow: run, never restored from the run-cache
+ASSEMBLED_STAGES = ("report",)  # put together from tracked stages' outputs: run after them, never pulling them in
 # Stages the CI-sized reproduction leaves out: the panel study (hours at its full size, and the audit cannot re-run
 # its results table yet).
 NOT_REPRODUCED = ("panel",)
@@ -199,11 +200,13 @@ def outputs(runner: Runner, stages: Sequence[str]) -> tuple[list[str], list[str]
 
 
 def repro(runner: Runner, stages: Sequence[str]) -> None:
-    restorable = [s for s in stages if s not in TRACKED_STAGES]
+    restorable = [s for s in stages if s not in (*TRACKED_STAGES, *ASSEMBLED_STAGES)]
     if restorable:
         runner.check("dvc", "repro", *restorable)
     for stage in (s for s in TRACKED_STAGES if s in stages):
         runner.check("dvc", "repro", "--force", "--single-item", stage)
+    for stage in (s for s in ASSEMBLED_STAGES if s in stages):
+        runner.check("dvc", "repro", "--single-item", stage)
 
 
 def audit(runner: Runner, tables: Sequence[str]) -> str | None:

@@ -46,7 +46,7 @@ from pipeline import errors, io, studies, tracking
 from pipeline.analysis import stats
 from pipeline.errors import PipelineError
 from pipeline.params import CONF_DIR, ConfigError, validate
-from pipeline.stages import compare, difference, evaluate, fetch, frame, panel, scale, train
+from pipeline.stages import compare, difference, evaluate, fetch, frame, panel, report, scale, train
 from pipeline.studies import common
 
 SWEEP_RESULTS = ("results.csv", "summary.csv", "tests.csv")  # written to the sweep folder after the last job
@@ -148,10 +148,12 @@ def run_job(cfg: DictConfig) -> None:
         for stage in STAGES:
             stage.run(cfg, root)
         comparison = compare.run(cfg, root)
+        assembled = report.run(cfg, root)
         tables = comparison.tables
         tracking.log_study(
             cfg, root, results=tables.results, summary=tables.summary, baselines=tables.baselines,
-            files=comparison.files, kind=kind, verdicts=tables.verdicts, parent=parent, label=label,
+            files=(*comparison.files, assembled.markdown, assembled.html), kind=kind, verdicts=tables.verdicts,
+            parent=parent, label=label,
         )
     except BaseException:
         if parent is not None:  # the sweep as a whole has failed; the other jobs still log their runs
