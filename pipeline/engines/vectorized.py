@@ -616,10 +616,16 @@ def _pool(workers: int) -> Executor:
         _POOL[workers] = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                              initargs=(os.getpid(),))
         # A process that multiprocessing started (a joblib worker running a sweep's job) joins its children when
-        # it ends, before any atexit hook: close the pool first, or the join waits on idle workers for ever.
-        multiprocessing.util.Finalize(_POOL[workers], _POOL[workers].shutdown, kwargs={"cancel_futures": True},
-                                      exitpriority=10)
+        # it ends, before any atexit hook: end the workers first, or the join waits on them for ever.
+        multiprocessing.util.Finalize(_POOL[workers], _end_workers, args=(_POOL[workers],), exitpriority=10)
     return _POOL[workers]
+
+
+def _end_workers(pool: ProcessPoolExecutor) -> None:
+    processes = list((pool._processes or {}).values())  # the executor has no public handle on its processes
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.kill()  # they hold no work: whatever they trained is checkpointed or returned
 
 
 class _InProcess(Executor):
