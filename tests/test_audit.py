@@ -164,3 +164,29 @@ def test_compare_study_names_the_cells_that_differ():
     assert audit.verdict(table) == "MISMATCH: 1/2 rows differ"
     with pytest.raises(ValueError, match="results table written by this version"):
         audit.compare_study(recorded, recomputed.drop(columns="accuracy"))
+
+
+# ------------------------------------------------------------------------------------------- the panel
+
+PANEL = ["panel=quick", "panel.repeats=2", "panel.baselines=none", "model.epochs=2", "regime=[stateful,stateless]",
+         "engine.workers=1", "resume.enabled=false", "tracking.enabled=false"]
+
+
+@pytest.mark.slow
+def test_a_panel_results_table_is_audited_cell_by_cell(tmp_path, monkeypatch, capsys):
+    from pipeline.stages import panel
+
+    monkeypatch.setattr(audit, "enable_determinism", lambda: None)  # in-process: keep TF's global switch off
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    cfg = compose_config(PANEL)
+    panel.run(cfg, tmp_path)
+    (tmp_path / "params.yaml").write_text(OmegaConf.to_yaml(cfg))
+    results = tmp_path / cfg.paths.panel / "results.csv"
+    assert audit.main([str(results)]) == 0
+    assert "bit-identical: 24/24 repeats" in capsys.readouterr().out  # 2 series x 3 origins x 2 regimes x 2 seeds
+
+    tampered = pd.read_csv(results)
+    tampered.loc[5, "rmse"] = np.nextafter(tampered.loc[5, "rmse"], np.inf)
+    tampered.to_csv(results, index=False)
+    assert audit.main([str(results)]) == 1
+    assert "MISMATCH: 1/24 repeats differ" in capsys.readouterr().out

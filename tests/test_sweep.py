@@ -215,7 +215,8 @@ def test_a_sweep_over_model_settings_runs_a_panel_per_job_and_sets_their_answers
               "regime=[stateful,stateless]")
 
     results = pd.read_csv(tmp_path / "sweep" / "results.csv")
-    assert results.job.unique().tolist() == ["model.units=1", "model.units=2"] and set(results.contrast.astype(str)) == {"1"}
+    assert results.job.unique().tolist() == ["model.units=1", "model.units=2"]
+    assert set(results.contrast.astype(str)) == {"1"}
     summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
     assert summary.columns.tolist() == ["contrast", "claim", "model.units=1", "model.units=2"] and len(summary) == 1
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -3,7 +3,8 @@
 Re-runs the study from its recorded config and seeds, in a temporary folder, with TensorFlow's op
 determinism on and the resume cache off (every replica is trained again), and compares every recorded
 value with the recomputed one, bit for bit: for the shampoo study every repeat's RMSE and seed; for the
-other write-ups' studies (``pipeline.studies``) every cell of their results table (one row per seed).
+other write-ups' studies (``pipeline.studies``) every cell of their results table (one row per seed); for a
+panel (its ``results.csv``) every cell of every series, origin, regime and repeat.
 
 - An MLflow run id: a regime's run, another study's run, or a parent run (a ``dvc repro``'s or a sweep's:
   each run under it is audited). The config is the run's ``config.yaml`` artifact; the recorded values
@@ -35,10 +36,11 @@ from pipeline import errors, studies, tracking
 from pipeline.artifacts import paths
 from pipeline.params import compose_config, validate
 from pipeline.provenance import file_sha256
-from pipeline.stages import difference, evaluate, fetch, frame, scale, train
+from pipeline.stages import difference, evaluate, fetch, frame, panel, scale, train
 from pipeline.studies import common
 
 STAGES = (fetch, difference, scale, frame, train)  # then the evaluate stage's scoring: the results table
+PANEL_RESULTS = "results.csv"  # under paths.panel
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,14 @@ def read_as_text(path: Path | str) -> pd.DataFrame:
 
 
 def rerun_study(recorded: RecordedStudy) -> pd.DataFrame:
-    """Another study run again from its recorded config, in a temporary folder; its results table as text."""
+    """Another study (or a panel) run again from its recorded config, in a temporary folder, nothing cached; its
+    results table as text."""
     cfg = recorded.config.copy()
     with tempfile.TemporaryDirectory() as tmp:
+        if recorded.name == "panel":
+            cfg.resume.enabled, cfg.tracking.enabled = False, False
+            panel.run(cfg, Path(tmp))
+            return read_as_text(Path(tmp) / cfg.paths.panel / PANEL_RESULTS)
         studies.load(recorded.name).run(cfg, Path(tmp))
         return read_as_text(getattr(paths(cfg, Path(tmp)), f"{recorded.name}_results"))
 
@@ -100,7 +107,7 @@ def compare_study(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> pd.DataFr
         raise ValueError(f"the re-run's results table has {len(recomputed)} rows and columns "
                          f"{list(recomputed.columns)}, the recorded one {len(recorded)} rows and "
                          f"{list(recorded.columns)}: audit a results table written by this version of the study.")
-    keys = [c for c in ("framing", "repeat", "seed") if c in recorded.columns]
+    keys = [c for c in ("series", "origin", "regime", "framing", "repeat", "seed") if c in recorded.columns]
     same = recorded.to_numpy() == recomputed.to_numpy()
     differing = [
         "; ".join(f"{col}: {a} -> {b}" for col, a, b, eq in zip(recorded.columns, old, new, row, strict=True) if not eq)
@@ -122,7 +129,7 @@ def compare(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> pd.DataFrame:
 
 def verdict(table: pd.DataFrame) -> str:
     """``bit-identical: n/n repeats`` or ``MISMATCH: k/n repeats differ`` (rows, for a table with framings)."""
-    key = [c for c in ("regime", "framing", "repeat") if c in table.columns]
+    key = [c for c in ("series", "origin", "regime", "framing", "repeat") if c in table.columns]
     unit = "rows" if "framing" in key else "repeats"  # a framing's row is one of several models per repeat
     differ = table.loc[~table.identical, key].drop_duplicates()
     total = len(table[key].drop_duplicates())
@@ -147,8 +154,11 @@ def config_for(results: Path, explicit: Path | None) -> Path:
 
 
 def study_of(path: Path, config: DictConfig, config_path: Path) -> str | None:
-    """Which other study wrote the results table ``path`` under this config; None for the shampoo study's."""
+    """Which other study (or the panel) wrote the results table ``path`` under this config; None for the shampoo
+    study's."""
     root = config_path.parent.parent if config_path.parent.name == ".hydra" else config_path.parent
+    if (root / config.paths.panel / PANEL_RESULTS).resolve() == path.resolve():
+        return "panel"
     for name in studies.NAMES:
         if (root / config.paths[f"{name}_results"]).resolve() == path.resolve():
             return name
