@@ -18,10 +18,12 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # the data stages write no table: they start without importing pandas
+    import pandas as pd
 
 from pipeline.errors import write_error
 

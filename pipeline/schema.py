@@ -21,7 +21,6 @@ from dataclasses import fields
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import annotated_types
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, ValidationError, create_model, field_validator
 from pydantic.fields import FieldInfo
@@ -29,6 +28,8 @@ from pydantic.fields import FieldInfo
 from pipeline import studies
 from pipeline.errors import ConfigError
 from pipeline.regimes import StateRegime
+
+PERIOD_FREQUENCIES = frozenset(("D", "W", "M", "Q", "Y", "h"))  # pandas period aliases, checked by a test
 
 Positive = Annotated[int, Field(ge=1)]
 Char = Annotated[str, Field(min_length=1, max_length=1)]
@@ -72,6 +73,10 @@ class Data(Group):
     @field_validator("frequency")
     @classmethod
     def _known_frequency(cls, value: str) -> str:
+        if value in PERIOD_FREQUENCIES:  # known good: asking pandas costs every stage half a second's import
+            return value
+        import pandas as pd
+
         try:
             pd.Period("2000-01-01", freq=value)
         except ValueError:

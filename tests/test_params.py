@@ -32,3 +32,12 @@ def test_load_params_rejects_unknown_keys_and_missing_file(tmp_path):
     cfg = load_params(PARAMS_FILE)
     with pytest.raises(Exception, match="repeat"):
         _ = cfg.repeat  # a typo is an error, not a silent default
+
+
+def test_the_period_frequencies_taken_on_trust_are_pandas_own():
+    import pandas as pd
+
+    from pipeline.schema import PERIOD_FREQUENCIES
+
+    for frequency in PERIOD_FREQUENCIES:
+        pd.Period("2000-01-01", freq=frequency)  # raises for an alias pandas does not know
