@@ -240,7 +240,8 @@ CONFIG_FAULTS = {
     "regime=statefull": "Could not find 'regime/statefull': the choices are noreset, reset_test, seed_train, "
                         "seed_train_no_resets, seed_train_resets, stateful, stateful_batch12, stateless, "
                         "stateless_batch12, stateless_shuffle",
-    "study=foo": "study='foo' (str) is invalid: expected one of shampoo, panel, alphabet, echo, sine; e.g. study=shampoo",
+    "study=foo": "study='foo' (str) is invalid: expected one of shampoo, panel, alphabet, echo, sine; e.g. "
+                 "study=shampoo",
     "engine.name=fast": "engine.name='fast' is invalid: expected one of 'vectorized', 'keras'; e.g. "
                         "engine.name=vectorized",
     "data.frequency=monthly": "data.frequency='monthly' (str) is invalid (not a pandas period frequency (D, W, M, Q, "
