@@ -169,6 +169,7 @@ class Paths(Group):
     sine_results: Text
     sine_metrics: Text
     panel: Text
+    panel_results: Text
 
 
 class VectorizedEngine(Group):

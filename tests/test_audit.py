@@ -181,7 +181,7 @@ def test_a_panel_results_table_is_audited_cell_by_cell(tmp_path, monkeypatch, ca
     cfg = compose_config(PANEL)
     panel.run(cfg, tmp_path)
     (tmp_path / "params.yaml").write_text(OmegaConf.to_yaml(cfg))
-    results = tmp_path / cfg.paths.panel / "results.csv"
+    results = tmp_path / cfg.paths.panel_results
     assert audit.main([str(results)]) == 0
     assert "bit-identical: 24/24 repeats" in capsys.readouterr().out  # 2 series x 3 origins x 2 regimes x 2 seeds
 

@@ -82,8 +82,9 @@ def test_a_changed_series_is_the_only_one_recomputed(compose, tmp_path, monkeypa
                                   first.results[first.results.series == "one"])
     assert not changed.results[changed.results.series == "two"].rmse.equals(
         first.results[first.results.series == "two"].rmse.reset_index(drop=True))
-    for name in ("report.md", "report.html", "results.csv", "pooled.csv", "heatmap.png", "forest_5a.png"):
+    for name in ("report.md", "report.html", "pooled.csv", "heatmap.png", "forest_5a.png"):
         assert (tmp_path / cfg.paths.panel / name).is_file()
+    assert (tmp_path / cfg.paths.panel_results).is_file()
 
 
 def test_a_bad_series_stops_the_panel_before_anything_trains(compose, tmp_path):

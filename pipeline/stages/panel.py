@@ -3,9 +3,9 @@
 Reads ``panel`` (which series, repeats, margin, baselines), the model, engine and regimes from the
 config and each series from ``conf/series/<name>.yaml``; every series is loaded and validated before
 anything trains. Per series the shampoo study's own procedure runs at each origin (``pipeline.panel``),
-cached per series. Writes under ``paths.panel``: the per-repeat results, baselines, per-series summary,
-effects per series and origin, the meta-analysis per contrast, series features, plots and the report,
-and logs one MLflow parent run for the panel with a child per series.
+cached per series. Writes the per-repeat results to ``paths.panel_results`` and under ``paths.panel``:
+baselines, per-series summary, effects per series and origin, the meta-analysis per contrast, series
+features, plots and the report, and logs one MLflow parent run for the panel with a child per series.
 """
 
 from __future__ import annotations
@@ -112,9 +112,10 @@ def write_outputs(
     summary = summarise(outcome.results)
     feature_table = features.table(panel, outcome.results)
     winners = features.winners_by_kind(feature_table)
-    tables = {"results": outcome.results, "baselines": outcome.baselines, "summary": summary, "effects": effects,
+    tables = {"baselines": outcome.baselines, "summary": summary, "effects": effects,
               "pooled": pooled, "pooled_by_frequency": by_frequency, "features": feature_table}
-    files = []
+    io.write_csv(Path(root) / cfg.paths.panel_results, outcome.results)
+    files = [Path(root) / cfg.paths.panel_results]
     for name, table in tables.items():
         io.write_csv(out / f"{name}.csv", table)
         files.append(out / f"{name}.csv")

@@ -4,7 +4,7 @@ Re-runs the study from its recorded config and seeds, in a temporary folder, wit
 determinism on and the resume cache off (every replica is trained again), and compares every recorded
 value with the recomputed one, bit for bit: for the shampoo study every repeat's RMSE and seed; for the
 other write-ups' studies (``pipeline.studies``) every cell of their results table (one row per seed); for a
-panel (its ``results.csv``) every cell of every series, origin, regime and repeat.
+panel (its ``paths.panel_results``) every cell of every series, origin, regime and repeat.
 
 - An MLflow run id: a regime's run, another study's run, or a parent run (a ``dvc repro``'s or a sweep's:
   each run under it is audited). The config is the run's ``config.yaml`` artifact; the recorded values
@@ -40,7 +40,6 @@ from pipeline.stages import difference, evaluate, fetch, frame, panel, scale, tr
 from pipeline.studies import common
 
 STAGES = (fetch, difference, scale, frame, train)  # then the evaluate stage's scoring: the results table
-PANEL_RESULTS = "results.csv"  # under paths.panel
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ def rerun_study(recorded: RecordedStudy) -> pd.DataFrame:
         if recorded.name == "panel":
             cfg.resume.enabled, cfg.tracking.enabled = False, False
             panel.run(cfg, Path(tmp))
-            return read_as_text(Path(tmp) / cfg.paths.panel / PANEL_RESULTS)
+            return read_as_text(Path(tmp) / cfg.paths.panel_results)
         studies.load(recorded.name).run(cfg, Path(tmp))
         return read_as_text(getattr(paths(cfg, Path(tmp)), f"{recorded.name}_results"))
 
@@ -157,7 +156,7 @@ def study_of(path: Path, config: DictConfig, config_path: Path) -> str | None:
     """Which other study (or the panel) wrote the results table ``path`` under this config; None for the shampoo
     study's."""
     root = config_path.parent.parent if config_path.parent.name == ".hydra" else config_path.parent
-    if (root / config.paths.panel / PANEL_RESULTS).resolve() == path.resolve():
+    if (root / config.paths.panel_results).resolve() == path.resolve():
         return "panel"
     for name in studies.NAMES:
         if (root / config.paths[f"{name}_results"]).resolve() == path.resolve():
