@@ -100,23 +100,22 @@ def forecast_all(
 ) -> list[np.ndarray]:
     """The scaled forecasts of every (task, replica identity) request: chunks of replicas found in ``cache`` are
     taken, the rest forecast in one ``forecast_many`` call (seconds in all) and cached."""
-    found: dict[tuple[int, int], np.ndarray] = {}
+    parts: list[list[np.ndarray | None]] = []  # each request's chunks, in order; None until forecast
     tasks, places = [], []
     for i, ((trained, problem, regime), identity) in enumerate(requests):
-        for k, part in enumerate(cache.chunks(len(trained))):
+        parts.append([])
+        for part in cache.chunks(len(trained)):
             chunk = resume.take(trained, part)
             key = resume.forecasts_key(identity, chunk)
             hit = cache.lookup("forecasts", key, resume.load_forecasts)
-            if hit is not None:
-                found[i, k] = hit
-            else:
+            if hit is None:
                 tasks.append((chunk, problem, regime))
-                places.append((i, k, key))
+                places.append((i, len(parts[i]), key))
+            parts[i].append(hit)
     for (i, k, key), scaled in zip(places, engine.forecast_many(tasks), strict=True):
         cache.store("forecasts", key, scaled, resume.save_forecasts)
-        found[i, k] = scaled
-    return [np.concatenate([found[i, k] for k in range(len(list(cache.chunks(len(task[0])))))])
-            for i, (task, _) in enumerate(requests)]
+        parts[i][k] = scaled
+    return [np.concatenate(chunks) for chunks in parts]
 
 
 def run(cfg: DictConfig, root: Path) -> dict[str, TrainedReplicas]:
