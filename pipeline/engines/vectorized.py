@@ -29,6 +29,7 @@ import json
 import multiprocessing
 import multiprocessing.util
 import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -593,6 +594,8 @@ def _exit_with_parent(parent: int) -> None:
 
 def _start_worker(parent: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    for warning in (signal.SIGUSR1, signal.SIGUSR2):  # Slurm's time-limit warnings are the job's to handle
+        signal.signal(warning, signal.SIG_IGN)  # (it checkpoints or requeues; these workers end with it)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     tf = import_tensorflow()
     tf.config.threading.set_intra_op_parallelism_threads(1)
