@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 from pipeline.errors import BadInput
 
 LOCAL_CLUSTER = "scripts/slurm-local up"
+SIGNAL_EARLY_S = 60  # how much earlier than asked Slurm may send a job its time-limit warning
 
 
 class ClusterError(BadInput, CompactHydraException):
@@ -53,6 +54,18 @@ def slurm_problem(partition: str | None) -> str | None:
             return (f"Slurm has no partition {partition!r} (it has {', '.join(known) or 'none'}): set "
                     f"hydra.launcher.partition={known[0] if known else '<partition>'}.")
     return None
+
+
+def warning_problem(timeout_min: int, signal_delay_s: int) -> str | None:
+    """Why a job's time limit leaves no time before submitit's warning signal (one line naming the fix), or None.
+
+    Slurm may send the warning up to a minute early (sbatch(1), --signal); one that comes before submitit has set
+    its handler kills the job outright, reported only as FAILED."""
+    if timeout_min * 60 > signal_delay_s + SIGNAL_EARLY_S:
+        return None
+    return (f"hydra.launcher.timeout_min={timeout_min} leaves no time before the signal_delay_s={signal_delay_s} s "
+            f"warning, which Slurm may send up to {SIGNAL_EARLY_S} s earlier: raise timeout_min, or lower "
+            "hydra.launcher.signal_delay_s.")
 
 
 def labels(job_overrides: Sequence[Sequence[str]]) -> list[str]:
@@ -94,13 +107,9 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
     params = launcher.params
-    problem = slurm_problem(params.get("partition"))
+    problem = slurm_problem(params.get("partition")) or warning_problem(params["timeout_min"], params["signal_delay_s"])
     if problem:
         raise ClusterError(problem)
-    if params["timeout_min"] * 60 <= params["signal_delay_s"]:  # submitit's warning signal would end every job at once
-        raise ClusterError(f"hydra.launcher.timeout_min={params['timeout_min']} is no longer than the "
-                           f"signal_delay_s={params['signal_delay_s']} s warning before it: raise timeout_min, or "
-                           "lower hydra.launcher.signal_delay_s.")
     executor = submitit.AutoExecutor(cluster="slurm", folder=params["submitit_folder"],
                                      slurm_max_num_timeout=params["max_num_timeout"])
     shared = set(OmegaConf.structured(BaseQueueConf).keys())

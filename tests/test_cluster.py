@@ -54,6 +54,13 @@ def test_a_machine_without_slurm_is_told_how_to_get_one(monkeypatch, tmp_path):
     assert problem.startswith("Slurm is not installed here (no sbatch on PATH)") and "scripts/slurm-local up" in problem
 
 
+def test_a_time_limit_inside_slurms_early_warning_is_refused_naming_the_fix():
+    assert cluster.warning_problem(timeout_min=2, signal_delay_s=30) is None
+    problem = cluster.warning_problem(timeout_min=1, signal_delay_s=30)  # the warning may come at the job's start
+    assert problem.startswith("hydra.launcher.timeout_min=1 leaves no time before the signal_delay_s=30 s warning")
+    assert "raise timeout_min, or lower hydra.launcher.signal_delay_s." in problem
+
+
 # --------------------------------------------------------------------------------- the services, brought up once
 
 
@@ -200,7 +207,7 @@ def runs(client: MlflowClient, filter_string: str) -> list:
 def overtime(services: Services) -> Iterator[subprocess.Popen]:
     """A sweep whose one job runs past its time limit, started early so that the others run meanwhile."""
     folder = services.work / "overtime"
-    sweep = start_sweep(services.client_env(), folder, *SLURM, "hydra.launcher.timeout_min=1",
+    sweep = start_sweep(services.client_env(), folder, *SLURM, "hydra.launcher.timeout_min=2",
                         "hydra.launcher.signal_delay_s=30", "model.epochs=1000000", "regime=stateful",
                         "tracking.enabled=false", f"resume.cache={folder / 'cache'}")
     yield sweep
@@ -258,7 +265,7 @@ def test_a_job_over_its_time_limit_is_reported_with_its_id_and_log(services, ove
     # Before the eight concurrent jobs, which need every CPU of the node.
     _, err = finish(overtime, ok=False)
     message = one_line(err, "Slurm job ")
-    assert " (job 0) did not finish: over its time limit of 1 min: raise hydra.launcher.timeout_min; log: " in message
+    assert " (job 0) did not finish: over its time limit of 2 min: raise hydra.launcher.timeout_min; log: " in message
     assert Path(message.split("; log: ")[1]).is_file()
 
 
