@@ -284,6 +284,26 @@ def test_procedures_of_equal_shapes_train_in_one_program_with_the_bits_of_each_a
         assert_same(got, alone)
 
 
+def test_data_sets_of_different_lengths_train_in_one_program_with_the_weights_of_each_alone():
+    model = ModelSpec(units=2, epochs=5, learning_rate=0.01)
+    jobs = [TrainingJob(synthetic_problem(n, seed=n), regime(**f), model, repeat_seeds(3, n))
+            for n in (9, 22, 17) for f in SAME_SHAPE]
+    engine = vec.VectorizedEngine(workers=1, segment_s=0.0)  # one epoch per segment: the update counts carry over
+    (chunk,) = engine._chunks(jobs)
+    assert (chunk.plan.ragged_lengths, chunk.plan.n_batches) == (True, 22)
+    together = engine.train_many(jobs, lambda *_: None)
+    for job, got in zip(jobs, together, strict=True):
+        alone = vec.VectorizedEngine(workers=1).train(job.problem, job.regime, model, job.seeds, no_progress)
+        for name in WEIGHT_NAMES:
+            np.testing.assert_array_equal(got.weights[name], alone.weights[name])
+        np.testing.assert_array_equal(got.state_h, alone.state_h)
+        np.testing.assert_array_equal(got.state_c, alone.state_c)
+        # An epoch's losses are summed in other groups than in a shorter set's own program: rounding only.
+        np.testing.assert_allclose(got.losses, alone.losses, rtol=0, atol=1e-7)
+        forecast = engine.forecast(got, job.problem, job.regime)
+        np.testing.assert_array_equal(forecast, engine.forecast(alone, job.problem, job.regime))
+
+
 def test_training_procedures_group_the_study_regimes_into_five(compose):
     cfg = compose()
     groups = {}

@@ -196,20 +196,55 @@ def loss_and_grads(w, x, y, h, c, mask, count, units: int, n_in: int, ragged: bo
     return losses, tf.concat(grads, axis=0), h_new, c_new
 
 
-def adam(w, m, v, grad, iteration, learning_rate: float):
+def adam(w, m, v, grad, iteration, learning_rate: float, powers=None):
     """Keras 3's ``Adam.update_step`` on stacked weights (elementwise, so each replica's own step).
 
-    ``iteration`` counts the updates already applied (Keras's ``optimizer.iterations``).
+    ``iteration`` counts the updates already applied (Keras's ``optimizer.iterations``): one count for every
+    replica, or with ``powers`` (``_powers``'s tables) one per replica, (R,), its betas' powers looked up.
     """
     import tensorflow as tf
 
-    step = tf.cast(iteration + 1, tf.float32)
-    beta_1_power = tf.pow(tf.constant(BETA_1, tf.float32), step)
-    beta_2_power = tf.pow(tf.constant(BETA_2, tf.float32), step)
+    if powers is None:
+        step = tf.cast(iteration + 1, tf.float32)
+        beta_1_power = tf.pow(tf.constant(BETA_1, tf.float32), step)
+        beta_2_power = tf.pow(tf.constant(BETA_2, tf.float32), step)
+    else:
+        beta_1_power, beta_2_power = (tf.reshape(tf.gather(table, iteration), (1, 1, -1)) for table in powers)
     alpha = tf.constant(learning_rate, tf.float32) * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
     m = m + (grad - m) * (1 - BETA_1)
     v = v + (tf.square(grad) - v) * (1 - BETA_2)
     return w - (m * alpha) / (tf.sqrt(v) + EPSILON), m, v
+
+
+def _powers(steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Adam's ``beta ** t`` for t = 1 .. ``steps``, both betas, each as Keras computes it: TensorFlow's pow on
+    one scalar (its vectorized kernel rounds some powers differently). Kept and extended in the process."""
+    have = len(_POWERS[0])
+    if have < steps:
+        more = _scalar_powers()(np.int32(have), np.int32(steps))
+        _POWERS[:] = [np.concatenate([old, new.numpy()]) for old, new in zip(_POWERS, more, strict=True)]
+    return _POWERS[0][:steps], _POWERS[1][:steps]
+
+
+_POWERS = [np.zeros(0, np.float32), np.zeros(0, np.float32)]  # the process's tables, as far as computed
+
+
+@functools.cache
+def _scalar_powers():
+    import tensorflow as tf
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec((), tf.int32)] * 2)
+    def table(first, end):
+        def power(t, ones, twos):
+            step = tf.cast(t + 1, tf.float32)
+            ones = ones.write(t - first, tf.pow(tf.constant(BETA_1, tf.float32), step))
+            return t + 1, ones, twos.write(t - first, tf.pow(tf.constant(BETA_2, tf.float32), step))
+
+        arrays = (tf.TensorArray(tf.float32, size=end - first),) * 2
+        _, ones, twos = tf.while_loop(lambda t, *_: t < end, power, (first, *arrays), parallel_iterations=1)
+        return ones.stack(), twos.stack()
+
+    return table
 
 
 @dataclass(frozen=True)
@@ -232,6 +267,10 @@ class _Plan:
     order_dtype: str  # of the row orders
     carry: str  # "all", "none" or "mixed": replicas whose (h, c) carries from batch to batch (stateful)
     reset: str  # "all", "none" or "mixed": replicas whose state is zeroed after every epoch
+    # Data sets of different lengths (batch size 1 only): each replica's epoch is ``n_batches`` steps, those past
+    # its own length idle (weights, moments, state and update count kept by ``tf.where``), so every real step is
+    # the step its own program takes, bit for bit.
+    ragged_lengths: bool = False
 
 
 def _which(mask: np.ndarray) -> str:
@@ -254,13 +293,14 @@ def _train_program(plan: _Plan):
     _quiet_retracing_warning()
     b, nb, u, n_in, r = plan.batch_size, plan.n_batches, plan.units, plan.n_in, plan.replicas
     weights, state = tf.TensorSpec((sum(_sizes(u, n_in)), 1, r), tf.float32), tf.TensorSpec((u, b, r), tf.float32)
+    per_replica = plan.ragged_lengths
 
     @tf.function(
         autograph=False,  # every loop and branch is written out (tf.while_loop, Python on static values)
         input_signature=[
             weights, weights, weights,  # weights, Adam's first and second moments, flat
             state, state,  # h, c
-            tf.TensorSpec((), tf.int32),  # updates applied so far (Keras's optimizer.iterations)
+            tf.TensorSpec((r,) if per_replica else (), tf.int32),  # updates applied so far (optimizer.iterations)
             tf.TensorSpec((None, n_in), tf.float32),  # training inputs, each data set followed by a zero row
             tf.TensorSpec((None,), tf.float32),  # training targets, likewise
             tf.TensorSpec((None, None, nb * b), plan.order_dtype),  # row order: (R or 1, epochs or 1, rows)
@@ -268,13 +308,16 @@ def _train_program(plan: _Plan):
             tf.TensorSpec((r,), tf.bool),  # carry: the replica's state goes on from batch to batch
             tf.TensorSpec((r,), tf.bool),  # reset: the replica's state is zeroed after each epoch
             tf.TensorSpec((), tf.int32),  # epochs in this segment
+            tf.TensorSpec((r,), tf.int32),  # each replica's rows (used with ragged_lengths)
+            tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),  # _powers (ragged_lengths)
         ]
     )
-    def train(w, m, v, h, c, it, x_rows, y_rows, orders, mask, carry, reset, epochs):
+    def train(w, m, v, h, c, it, x_rows, y_rows, orders, mask, carry, reset, epochs, lengths, powers_1, powers_2):
         zeros = tf.zeros((u, b, r))
         carry, reset = tf.reshape(carry, (1, 1, r)), tf.reshape(reset, (1, 1, r))
         counts = tf.reduce_sum(mask, axis=1)  # real rows per batch: the loss divisor and the metric weight
-        n_rows = tf.reduce_sum(counts)
+        n_rows = tf.cast(lengths, tf.float32) if per_replica else tf.reduce_sum(counts)
+        powers = (powers_1, powers_2) if per_replica else None
 
         def epoch(e, it, w, m, v, h, c, history):
             rows = tf.cast(tf.gather(orders, tf.math.floormod(e, tf.shape(orders)[1]), axis=1), tf.int32)
@@ -282,13 +325,21 @@ def _train_program(plan: _Plan):
             ys = tf.transpose(tf.reshape(tf.gather(y_rows, rows), (-1, nb, b, 1)), (1, 3, 2, 0))
 
             def batch(k, it, w, m, v, h, c, total):
+                before = (it, w, m, v, h, c)
                 if plan.carry == "none":  # Keras starts a stateless layer from zeros on every batch
                     h, c = zeros, zeros
                 elif plan.carry == "mixed":
                     h, c = tf.where(carry, h, zeros), tf.where(carry, c, zeros)
                 losses, grad, h, c = loss_and_grads(w, xs[k], ys[k], h, c, mask[k], counts[k], u, n_in, plan.ragged)
-                w, m, v = adam(w, m, v, grad, it, plan.learning_rate)
-                return k + 1, it + 1, w, m, v, h, c, total + losses * counts[k]  # Keras's loss Mean, row-weighted
+                w, m, v = adam(w, m, v, grad, it, plan.learning_rate, powers)
+                if not per_replica:
+                    return k + 1, it + 1, w, m, v, h, c, total + losses * counts[k]  # Keras's loss Mean, row-weighted
+                # A replica past its own rows keeps everything as it was. Its loss adds a zero, so that the graph
+                # optimizer sums an epoch's losses as it does in the replica's own program.
+                real = k < lengths
+                stepped = [tf.where(tf.reshape(real, (1, 1, r)) if len(new.shape) == 3 else real, new, old)
+                           for new, old in zip((it + 1, w, m, v, h, c), before, strict=True)]
+                return k + 1, *stepped, total + losses * counts[k] * tf.cast(real, tf.float32)
 
             def batches(*loop):
                 for _ in range(UNROLL):
@@ -362,9 +413,10 @@ def _state_in(state: np.ndarray, n: int) -> np.ndarray:
 
 
 def _shape_key(job: TrainingJob) -> tuple:
-    """Jobs with equal keys can share one program (and one chunk): equal shapes, model and epochs."""
-    n, b = len(job.problem.x_train), job.regime.batch_size
-    return n, b, np.shape(job.problem.x_train)[1:], job.model
+    """Jobs with equal keys can share one program (and one chunk): equal shapes, model and epochs; at batch
+    size 1, data sets of any length (``_Plan.ragged_lengths``)."""
+    b = job.regime.batch_size
+    return None if b == 1 else len(job.problem.x_train), b, np.shape(job.problem.x_train)[1:], job.model
 
 
 @dataclass
@@ -383,8 +435,9 @@ class _Chunk:
     y_rows: np.ndarray
     offsets: np.ndarray | None  # (R padded,) first row of each replica's data set; None: one set, one order
     shuffled: np.ndarray  # (S,) padded indices of the replicas that draw a fresh row order every epoch
-    shuffled_orders: np.ndarray | None  # (S, epochs, n) their orders, drawn once
-    n_rows: int
+    shuffled_orders: np.ndarray | None  # (S, epochs, n) their orders, drawn once, padded with their zero rows
+    n_rows: int  # the longest data set's
+    lengths: np.ndarray | None  # (R padded,) each replica's data set's rows; None: all are n_rows long
     epochs: int
     key: str  # names its checkpoints; "" keeps none
     done: int = 0  # epochs trained
@@ -396,11 +449,12 @@ class _Chunk:
         """Row order of every replica over epochs ``first .. first + epochs - 1``, padded with each data set's
         zero row (index n): (1, 1, rows) when every replica reads one data set in order, else (R, epochs or 1, rows)."""
         rows = self.plan.n_batches * self.plan.batch_size
-        identity = np.minimum(np.arange(rows), self.n_rows)
+        identity = np.minimum(np.arange(rows), self.n_rows if self.lengths is None else self.lengths[:, None])
         if self.offsets is None and self.shuffled_orders is None:
             return identity.astype(np.int32)[None, None]
         span = epochs if self.shuffled_orders is not None else 1
-        orders = np.broadcast_to(identity, (len(self.carry), span, rows)).astype(self.plan.order_dtype)
+        per_replica = identity[:, None] if identity.ndim == 2 else identity
+        orders = np.broadcast_to(per_replica, (len(self.carry), span, rows)).astype(self.plan.order_dtype)
         if self.shuffled_orders is not None:
             orders[self.shuffled, :, : self.n_rows] = self.shuffled_orders[:, first : first + epochs]
         if self.offsets is not None:
@@ -413,7 +467,8 @@ class _Chunk:
         return _Segment(
             self.plan, self.state, _pad(self.seeds, self.plan.replicas), self.x_rows, self.y_rows,
             self.orders(self.done, epochs), mask.reshape(self.plan.n_batches, self.plan.batch_size),
-            self.carry, self.reset, self.done * self.plan.n_batches, epochs,
+            self.carry, self.reset, self.done * (self.plan.n_batches if self.lengths is None else self.lengths), epochs,
+            self.lengths,
         )
 
     def advance(self, state: dict[str, np.ndarray], losses: np.ndarray, seconds: float, target_s: float) -> None:
@@ -446,8 +501,9 @@ class _Segment:
     mask: np.ndarray
     carry: np.ndarray
     reset: np.ndarray
-    iteration: int
+    iteration: int | np.ndarray  # (R padded,) with ragged lengths
     epochs: int
+    lengths: np.ndarray | None
 
 
 def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
@@ -462,11 +518,16 @@ def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray],
         w = np.ascontiguousarray(flatten(initial_weights(unique, plan.units, plan.n_in))[..., inverse])
         zeros = np.zeros((plan.units, plan.batch_size, plan.replicas), np.float32)
         state = {"w": w, "m": np.zeros_like(w), "v": np.zeros_like(w), "h": zeros, "c": zeros}
+    if plan.ragged_lengths:
+        lengths = segment.lengths.astype(np.int32)
+        powers = _powers(int(np.max(segment.iteration + segment.epochs * lengths)))
+    else:
+        lengths, powers = np.zeros(plan.replicas, np.int32), (np.zeros(0, np.float32),) * 2
     with tf.device(_tf_device(device)):
         out = _train_program(plan)(
-            state["w"], state["m"], state["v"], state["h"], state["c"], np.int32(segment.iteration),
+            state["w"], state["m"], state["v"], state["h"], state["c"], np.asarray(segment.iteration, np.int32),
             segment.x_rows, segment.y_rows, segment.orders, segment.mask, segment.carry, segment.reset,
-            np.int32(segment.epochs),
+            np.int32(segment.epochs), lengths, *powers,
         )
     w, m, v, h, c, losses = (t.numpy() for t in out)
     return {"w": w, "m": m, "v": v, "h": h, "c": c}, losses, time.perf_counter() - start
@@ -510,16 +571,17 @@ def _chunk(jobs: list[TrainingJob], replicas: list[tuple[int, int]]) -> _Chunk:
             pieces.append((replicas[start][0], replicas[start][1], replicas[k - 1][1] + 1))
             start = k
     first = jobs[pieces[0][0]]
-    n, b, model = len(first.problem.x_train), first.regime.batch_size, first.model
+    b, model = first.regime.batch_size, first.model
     n_in, padded = first.problem.x_train.shape[1], _lanes(len(replicas))
 
     tables: dict[bytes, int] = {}  # each distinct data set's first row in the stacked tables
-    xs, ys, per_replica = [], [], {"seeds": [], "carry": [], "reset": [], "shuffle": [], "offset": []}
+    xs, ys = [], []
+    per_replica = {"seeds": [], "carry": [], "reset": [], "shuffle": [], "offset": [], "length": []}
     for j, a, z in pieces:
         job = jobs[j]
         data_key = job.problem.x_train.tobytes() + job.problem.y_train.tobytes()
         if data_key not in tables:
-            tables[data_key] = len(tables) * (n + 1)
+            tables[data_key] = sum(map(len, xs))
             xs += [job.problem.x_train, np.zeros((1, n_in), np.float32)]
             ys += [job.problem.y_train, np.zeros(1, np.float32)]
         count = z - a
@@ -528,28 +590,37 @@ def _chunk(jobs: list[TrainingJob], replicas: list[tuple[int, int]]) -> _Chunk:
         per_replica["reset"].append(np.full(count, job.regime.stateful and job.regime.reset_after_epoch))
         per_replica["shuffle"].append(np.full(count, job.regime.shuffle))
         per_replica["offset"].append(np.full(count, tables[data_key]))
+        per_replica["length"].append(np.full(count, len(job.problem.x_train)))
     seeds = np.concatenate(per_replica["seeds"])
-    carry, reset, shuffle, offsets = (_pad(np.concatenate(per_replica[k]), padded)
-                                      for k in ("carry", "reset", "shuffle", "offset"))
+    carry, reset, shuffle, offsets, lengths = (_pad(np.concatenate(per_replica[k]), padded)
+                                               for k in ("carry", "reset", "shuffle", "offset", "length"))
+    n, ragged_lengths = int(lengths.max()), bool(np.any(lengths != lengths[0]))
     shuffled = np.flatnonzero(shuffle)
     ordered = len(tables) == 1 and not len(shuffled)  # one order, shared by every replica
-    order_dtype = "int32" if ordered else np.min_scalar_type(len(tables) * (n + 1) - 1).name
+    order_dtype = "int32" if ordered else np.min_scalar_type(sum(map(len, xs)) - 1).name
     padded_seeds = _pad(seeds, padded)
     plan = _Plan(
         batch_size=b, n_batches=-(-n // b), ragged=n % b != 0, units=model.units, n_in=n_in,
         learning_rate=model.learning_rate, replicas=padded, order_dtype=order_dtype,
-        carry=_which(carry), reset=_which(reset),
+        carry=_which(carry), reset=_which(reset), ragged_lengths=ragged_lengths,
     )
     keys = [[jobs[j].key, a, z] for j, a, z in pieces]
     return _Chunk(
         plan=plan, pieces=pieces, seeds=seeds, carry=carry, reset=reset,
         x_rows=np.concatenate(xs), y_rows=np.concatenate(ys), offsets=None if len(tables) == 1 else offsets,
         shuffled=shuffled,
-        shuffled_orders=np.stack([epoch_orders(int(padded_seeds[i]), n, model.epochs, True) for i in shuffled])
-        .astype(np.min_scalar_type(n)) if len(shuffled) else None,
-        n_rows=n, epochs=model.epochs,
+        shuffled_orders=np.stack([_padded_orders(int(padded_seeds[i]), int(lengths[i]), n, model.epochs)
+                                  for i in shuffled]) if len(shuffled) else None,
+        n_rows=n, lengths=lengths if ragged_lengths else None, epochs=model.epochs,
         key="" if any(not key for key, _, _ in keys) else hashlib.sha256(json.dumps(keys).encode()).hexdigest(),
     )
+
+
+def _padded_orders(seed: int, n_rows: int, longest: int, epochs: int) -> np.ndarray:
+    """A shuffling replica's row orders (epochs, longest): its own ``n_rows`` shuffled, then its zero row."""
+    orders = np.full((epochs, longest), n_rows, np.min_scalar_type(longest))
+    orders[:, :n_rows] = epoch_orders(seed, n_rows, epochs, True)
+    return orders
 
 
 def _report(chunk: _Chunk, epochs: int, progress: JobProgress) -> None:
@@ -724,10 +795,12 @@ class VectorizedEngine:
         groups: dict[tuple, list[int]] = {}
         for i, job in enumerate(jobs):
             groups.setdefault(_shape_key(job), []).append(i)
-        steps = {key: sum(len(jobs[i].seeds) for i in members) * -(-key[0] // key[1])  # replica-steps per epoch
+        rows = [len(job.problem.x_train) for job in jobs]
+        steps = {key: sum(len(jobs[i].seeds) * -(-rows[i] // key[1]) for i in members)  # replica-steps per epoch
                  for key, members in groups.items()}
         chunks = []
         for key, members in groups.items():
+            members = sorted(members, key=lambda i: -rows[i])  # neighbours in length share a chunk: little idling
             replicas = [(i, s) for i in members for s in range(len(jobs[i].seeds))]
             share = steps[key] / sum(steps.values())  # the group's part of the work
             for part in np.array_split(np.arange(len(replicas)), self.n_chunks(len(replicas), share)):
