@@ -65,10 +65,10 @@ def ar1_walk(phi: float, n: int, seed: int) -> np.ndarray:
 
 def test_linear_lag1_recovers_the_coefficient_of_an_exact_ar1_series():
     raw = ar1_walk(0.6, 2000, seed=1)
-    _, _, slope = baselines.fit_lag1(raw, train_obs=2000, interval=1)
+    _, _, slope = baselines.fit_linear_lags(raw, train_obs=2000, interval=1, lag=1)
     assert slope == pytest.approx(0.6, abs=0.04)  # standard error ~ sqrt((1 - 0.36) / 2000) = 0.018
     noiseless = 100 + np.cumsum(0.5 ** np.arange(40))  # d_t = 0.5 d_(t-1) exactly
-    forecasts = baselines.walk_forward(noiseless, 6, baselines.linear_lag1(34, 1, refit=False))
+    forecasts = baselines.walk_forward(noiseless, 6, baselines.linear_lags(34, 1, refit=False, lag=1))
     np.testing.assert_allclose(forecasts, noiseless[-6:], rtol=1e-9)
 
 
@@ -77,12 +77,12 @@ def test_fitted_once_uses_only_the_training_months():
     changed = raw.copy()
     changed[50:] += np.linspace(0, 30, 10)  # the test months differ; a model fitted once must not notice
     for make in (lambda: baselines.arima((1, 1, 0), 48), lambda: baselines.exponential_smoothing("add", 48),
-                 lambda: baselines.linear_lag1(48, 1, refit=False)):
+                 lambda: baselines.linear_lags(48, 1, refit=False, lag=1)):
         once, other = make(), make()
         assert once(raw[:48]) == pytest.approx(other(changed[:48]))  # the same fit on the same 48 months
         assert once(raw[:52]) != pytest.approx(other(changed[:52]))  # then fed different actual months
-    refit = baselines.linear_lag1(48, 1, refit=True)
-    assert refit(raw[:55]) != pytest.approx(baselines.linear_lag1(48, 1, refit=False)(raw[:55]))
+    refit = baselines.linear_lags(48, 1, refit=True, lag=1)
+    assert refit(raw[:55]) != pytest.approx(baselines.linear_lags(48, 1, refit=False, lag=1)(raw[:55]))
 
 
 def test_score_on_the_shampoo_series():

@@ -75,14 +75,14 @@ def test_scaler_round_trips_through_its_dict(shampoo):
 
 def test_frame_inverts():
     values = np.arange(10.0)
-    x, y = data.frame_lag1(values)
+    x, y = data.frame(values)
     assert x.shape == (9, 1)
     np.testing.assert_array_equal(y[:-1], x[1:, 0])
-    np.testing.assert_array_equal(data.unframe_lag1(x, y), values)
+    np.testing.assert_array_equal(data.unframe(x, y), values)
 
 
 def test_split_gives_22_training_and_12_test_pairs(shampoo):
-    x, y = data.frame_lag1(data.difference(shampoo))
+    x, y = data.frame(data.difference(shampoo))
     full = data.split_supervised(x, y, 12, None)
     last = data.split_supervised(x, y, 12, 12)
     assert (len(full.y_train), len(full.y_test), len(last.y_train)) == (22, 12, 12)
