@@ -177,7 +177,7 @@ def _baselines(
         table = pd.DataFrame({"model": ["persistence"], "rmse": [persistence], "description": ["the previous period"]})
     else:
         cfg = OmegaConf.merge(setting.baselines_cfg, {"season": max(ps.spec.season, 1)})
-        table = baselines.score(values, test_size, cfg, refits=setting.baseline_refits, lag=setting.lag)
+        table = baselines.score(values, test_size, cfg, ps.spec.interval, setting.baseline_refits, setting.lag)
         if ps.spec.season == 1:  # a seasonal naive forecast with season 1 is persistence again
             table = table[~table.model.str.startswith("seasonal_naive")]
     table = table.reset_index(drop=True)

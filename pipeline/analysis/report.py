@@ -412,8 +412,7 @@ The write-up's table, one row per regime: the distribution of test RMSE over the
 
 
 def baselines_section(cfg: DictConfig, tables: Tables) -> str:
-    lag = cfg.model.lag
-    previous = "the previous one" if lag == 1 else f"the {lag} before it"
+    previous = "one" if cfg.model.lag == 1 else f"{cfg.model.lag} (`model.lag`)"
     rmse = tables.results.rmse.to_numpy()
     b = tables.baselines
     fit = b.get("fit", "")
@@ -429,8 +428,8 @@ def baselines_section(cfg: DictConfig, tables: Tables) -> str:
 Scored on the same test months with the same walk-forward harness: each sees every actual observation before
 the month it forecasts. The statistical models are scored twice: refit before every month on everything seen
 so far (up to 35 observations), and fitted once on the 24 training months the LSTMs learn from, parameters
-then held fixed (the fair comparison). `linear_lag1` regresses a month's scaled difference on {previous}
-(`model.lag`): the LSTMs' own inputs and scaler, without the LSTM.
+then held fixed (the fair comparison). `linear_lag1` regresses a month's scaled difference on the previous
+{previous}: the LSTMs' own inputs and scaler, without the LSTM.
 
 {markdown_table(frame)}
 """
@@ -574,7 +573,7 @@ def setup(cfg: DictConfig, tables: Tables, data_sha256: str) -> str:
     versions = {**library_versions(), **{lib: metadata.version(lib) for lib in ("statsmodels", "matplotlib")}}
     software = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
     s = cfg.stats
-    # the write-up's single previous difference goes unsaid, as it always has
+    # lag 1, the write-up's input, goes unsaid: a lag-1 report reads as it always has
     inputs = f", each input the {cfg.model.lag} previous differences" if cfg.model.lag > 1 else ""
     return f"""## Setup
 
