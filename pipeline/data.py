@@ -2,9 +2,13 @@
 
 Pure numpy/pandas; no file here is written and TensorFlow is never imported.
 
-Index bookkeeping for a series ``x[0..n-1]`` differenced at ``interval`` k and framed at lag 1:
-``d[i] = x[i+k] - x[i]``, pair ``j`` is ``(d[j], d[j+1])`` and its target is the raw value
-``x[j+1+k]``. The last ``test_size`` pairs are the test rows; the pairs before them train.
+Index bookkeeping for a series ``x[0..n-1]`` differenced at ``interval`` k and framed at ``lag`` L:
+``d[i] = x[i+k] - x[i]`` for ``i < m = n - k``; pair ``j`` (``0 <= j < m - L``) has the input row
+``(d[j], ..., d[j+L-1])`` (oldest first, one time step of L features) and the target ``d[j+L]``, whose raw value is
+``x[j+L+k]``. The first L differences are inputs only: no pair targets them, having no full row before them.
+The last ``test_size`` pairs are the test rows; the pairs before them train (``m - L - test_size`` of them). The
+test targets are the last ``test_size`` differences whatever L is, so every lag forecasts, and is scored on, the same
+last ``test_size`` months (and persistence with them); a larger lag costs training pairs, not test months.
 """
 
 from __future__ import annotations
@@ -262,9 +266,9 @@ def read_series(path: Path, **kwargs) -> Series:
     return parse_series(path.read_bytes(), source=str(path), **kwargs)
 
 
-def min_series_length(interval: int, test_size: int) -> int:
-    """Rows needed for ``test_size`` test pairs plus at least one training pair."""
-    return interval + 1 + test_size + 1
+def min_series_length(interval: int, test_size: int, lag: int = 1) -> int:
+    """Rows needed for ``test_size`` test pairs plus at least one training pair at ``lag``."""
+    return interval + lag + test_size + 1
 
 
 # --- differencing -------------------------------------------------------------------------------
@@ -287,17 +291,19 @@ def invert_difference(history: np.ndarray, diffs: np.ndarray, interval: int = 1)
 # --- scaling ------------------------------------------------------------------------------------
 
 
-def training_diff_span(n_diffs: int, test_size: int, train_rows: int | None) -> slice:
-    """Indices of the differences that the training pairs touch (inputs and targets)."""
-    n_pairs = n_diffs - 1
+def training_diff_span(n_diffs: int, test_size: int, train_rows: int | None, lag: int = 1) -> slice:
+    """Indices of the differences that the training pairs at ``lag`` touch (inputs and targets).
+
+    With every training pair it ends where the test targets begin, at ``n_diffs - test_size``, whatever the lag."""
+    n_pairs = n_diffs - lag
     first_test = n_pairs - test_size
     first_train = 0 if train_rows is None else first_test - train_rows
     if first_test < 1 or first_train < 0:
         raise DataError(
-            f"{n_diffs} differences leave {max(first_test, 0)} training pairs, too few for test_size={test_size} "
-            f"and train_rows={train_rows}: use a longer series or smaller sizes."
+            f"{n_diffs} differences leave {max(first_test, 0)} training pairs at lag {lag}, too few for "
+            f"test_size={test_size} and train_rows={train_rows}: use a longer series or smaller sizes (or lag)."
         )
-    return slice(first_train, first_test + 1)
+    return slice(first_train, first_test + lag)
 
 
 @dataclass(frozen=True)
@@ -348,7 +354,8 @@ def scaler_from_dict(state: dict) -> MinMaxScaler:
 
 @dataclass(frozen=True)
 class Supervised:
-    """Scaled lag-1 pairs: inputs (n, 1) and targets (n,), split into training and test rows."""
+    """Scaled pairs at a lag L: inputs (n, L), the L previous differences oldest first, and targets (n,), split
+    into training and test rows."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -356,13 +363,16 @@ class Supervised:
     y_test: np.ndarray
 
 
-def frame_lag1(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def frame(values: np.ndarray, lag: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``j = 0 .. len(values) - lag - 1``: inputs ``values[j : j + lag]`` (rows, oldest first) and targets
+    ``values[j + lag]``; the first ``lag`` values are inputs only (the module docstring has the indices)."""
     values = np.asarray(values, dtype=np.float64)
-    return values[:-1].reshape(-1, 1), values[1:]
+    return np.lib.stride_tricks.sliding_window_view(values[:-1], lag).copy(), values[lag:]
 
 
-def unframe_lag1(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.asarray(x).reshape(-1)[:1], np.asarray(y).reshape(-1)])
+def unframe(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The values ``frame`` took apart: the first input row, then every target."""
+    return np.concatenate([np.asarray(x)[0].reshape(-1), np.asarray(y).reshape(-1)])
 
 
 def split_supervised(x: np.ndarray, y: np.ndarray, test_size: int, train_rows: int | None) -> Supervised:

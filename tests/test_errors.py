@@ -233,6 +233,7 @@ CONFIG_FAULTS = {
     "base_seed=-5": "base_seed=-5 (int) is invalid: expected an integer >= 0; e.g. base_seed=1",
     "repeats=0": "repeats=0 (int) is invalid: expected an integer >= 1; e.g. repeats=10",
     "repeats=2.5": "repeats=2.5 (float) is invalid: expected an integer >= 1; e.g. repeats=10",
+    "model.lag=0": "model.lag=0 (int) is invalid: expected an integer >= 1; e.g. model.lag=3",
     "+model.epoch=50": "unknown config key model.epoch=50: did you mean model.epochs? the keys under model are units, "
                        "epochs, learning_rate, lag",
     "model.epoch=50": "unknown config key model.epoch: did you mean model.epochs? the keys under model are units, "

@@ -22,11 +22,12 @@ QUICK = ("panel=quick", "panel.repeats=2", "panel.baselines=none", "tracking.ena
 
 
 @pytest.mark.slow
-def test_shampoo_at_its_last_origin_is_the_shampoo_study_bit_for_bit(prepared):
-    cfg, root = prepared(REGIMES, *QUICK)
+@pytest.mark.parametrize("lag", [1, 3])  # at lag 3 too: the same stage functions frame both, on the same months
+def test_shampoo_at_its_last_origin_is_the_shampoo_study_bit_for_bit(prepared, lag):
+    cfg, root = prepared(REGIMES, *QUICK, f"model.lag={lag}")
     train.run(cfg, root)
     study = evaluate.run(cfg, root)
-    shampoo = series.load("shampoo", min_train_pairs=12)
+    shampoo = series.load("shampoo", min_train_pairs=12, lag=lag)
     chosen = panel_stage.setting(cfg)
     from pipeline.engines import make_engine
     from pipeline.resume import cache_from_config

@@ -71,6 +71,16 @@ def test_bad_series_get_one_line_naming_the_series_and_the_fix(tmp_path, rows, o
     assert "\n" not in str(err.value)
 
 
+def test_the_lag_counts_in_a_series_minimum_length(tmp_path):
+    write_series(tmp_path, "short", [(p, 1.0 + i) for i, p in enumerate(months(51))])
+    assert len(series.load("short", tmp_path, min_train_pairs=12, lag=2).values) == 51  # needs 1 + 2 + 12 + 12 + 24
+    with pytest.raises(series.SeriesError) as err:
+        series.load("short", tmp_path, min_train_pairs=12, lag=3)
+    assert str(err.value) == (
+        "series 'short' has 51 observations but 3 origins 12 apart with test_size 12 and 12 training pairs at lag 3 "
+        "need 52: lower origins, origin_step or test_size in its file, or use a longer series, or a smaller model.lag.")
+
+
 def test_an_unknown_series_name_lists_the_known_ones(tmp_path):
     write_series(tmp_path, "mine", [(p, 1.0) for p in months(60)])
     with pytest.raises(series.SeriesError, match=r"unknown series 'nope': no .*nope.yaml; add that file or use one "

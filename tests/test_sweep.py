@@ -211,19 +211,20 @@ def test_a_sweep_over_another_studys_repeats_is_summed_up_logged_and_audited(tmp
 
 @pytest.mark.slow
 def test_a_sweep_over_model_settings_runs_a_panel_per_job_and_sets_their_answers_side_by_side(tmp_path):
-    run_sweep(tmp_path, "panel=quick", "model.units=1,2", "panel.repeats=2", "panel.baselines=none",
+    # the lag, the model setting that changes the data's shape (units sweep through the very same machinery)
+    run_sweep(tmp_path, "panel=quick", "model.lag=1,3", "panel.repeats=2", "panel.baselines=none",
               "regime=[stateful,stateless]")
 
     results = pd.read_csv(tmp_path / "sweep" / "results.csv")
-    assert results.job.unique().tolist() == ["model.units=1", "model.units=2"]
+    assert results.job.unique().tolist() == ["model.lag=1", "model.lag=3"]
     assert set(results.contrast.astype(str)) == {"1"}
     summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
-    assert summary.columns.tolist() == ["contrast", "claim", "model.units=1", "model.units=2"] and len(summary) == 1
+    assert summary.columns.tolist() == ["contrast", "claim", "model.lag=1", "model.lag=3"] and len(summary) == 1
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     found = client.search_runs([client.get_experiment_by_name("lstm-state-study").experiment_id])
     parent = next(r for r in found if r.data.tags.get("study.kind") == "sweep")
     panels = [r for r in found if r.data.tags.get("study.kind") == "panel" and "series" not in r.data.tags]
-    assert sorted(r.data.tags["sweep.job"] for r in panels) == ["model.units=1", "model.units=2"]
+    assert sorted(r.data.tags["sweep.job"] for r in panels) == ["model.lag=1", "model.lag=3"]
     assert {r.data.tags["mlflow.parentRunId"] for r in panels} == {parent.info.run_id}
 
 

@@ -204,6 +204,22 @@ def test_matches_keras_beyond_the_study_shapes(units, n_in, n_train, fields):
     )
 
 
+@pytest.mark.slow
+def test_matches_keras_at_lag_3_on_the_framed_study(prepared):
+    cfg, root = prepared("model.lag=3", "regime=[seed_train]")  # state carried across batches, then warmed up
+    reg = regimes(cfg)[0]
+    problem = load_problem(paths(cfg, root), reg.window)
+    assert problem.x_train.shape == (20, 3) and problem.x_test.shape == (12, 3)  # 35 differences, 32 pairs
+    model, seeds = ModelSpec(units=2, epochs=3, learning_rate=0.01), repeat_seeds(2, 2)
+    ref = KerasEngine().train(problem, reg, model, seeds, no_progress)
+    got = vec.VectorizedEngine(workers=1).train(problem, reg, model, seeds, no_progress)
+    assert got.weights["kernel"].shape == (2, 3, 8)  # one row of input weights per lag
+    assert_close(got, ref)
+    np.testing.assert_allclose(
+        vec.VectorizedEngine().forecast(got, problem, reg), KerasEngine().forecast(ref, problem, reg), atol=TOL
+    )
+
+
 # Training reads only these fields (KerasEngine.train and the regime's data window): regimes that
 # agree on them train the same models, so Keras, at minutes per model, trains each group once.
 TRAINING_FIELDS = ("stateful", "train_rows", "batch_size", "shuffle", "reset_after_epoch")

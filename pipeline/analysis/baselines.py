@@ -5,8 +5,10 @@ LSTMs' walk-forward validation feeds them the actual past. Every statistical mod
 *refit* from scratch before each test month on everything seen so far (up to 35 observations), and
 *fitted once* on the training months alone (the 24 the LSTMs learn from), its parameters then held fixed
 while the actual months are fed in, so that a baseline can be compared with models that saw the same data.
-The linear lag-1 regression takes the LSTMs' own inputs: the previous month's difference, scaled with the
-training scaler, fitted by OLS on the training pairs. statsmodels fits the models; no TensorFlow here.
+The linear lag regression takes the LSTMs' own inputs: the ``model.lag`` previous months' differences, scaled with
+the training scaler, fitted by OLS on the training pairs. It keeps the name ``linear_lag1`` whatever the lag, so that
+results tables line up across settings (the lag is the run's ``model.lag``). statsmodels fits the models; no
+TensorFlow here.
 """
 
 from __future__ import annotations
@@ -100,18 +102,19 @@ def arima(order: Sequence[int], train_obs: int | None = None) -> Forecaster:
     return forecast
 
 
-def fit_lag1(history: np.ndarray, train_obs: int, interval: int) -> tuple[object, float, float]:
-    """(training scaler, intercept, slope) of the OLS fit of each scaled difference of ``history`` on the one
-    before it; the scaler is fitted on the first ``train_obs`` observations' differences, as for the LSTMs. Both
-    sides share the scaler, so the slope is that of the raw differences."""
+def fit_linear_lags(history: np.ndarray, train_obs: int, interval: int, lag: int) -> tuple[object, float, np.ndarray]:
+    """(training scaler, intercept, slopes) of the OLS fit of each scaled difference of ``history`` on the ``lag``
+    before it (``data.frame``'s pairs; slopes oldest first); the scaler is fitted on the first ``train_obs``
+    observations' differences, as for the LSTMs. Both sides share the scaler, so the slopes are those of the raw
+    differences."""
     scaler = data.fit_scaler(data.difference(history[:train_obs], interval))
-    x, y = data.frame_lag1(data.scale(scaler, data.difference(history, interval)))
-    intercept, slope = OLS(y, add_constant(x, has_constant="add")).fit().params
-    return scaler, float(intercept), float(slope)
+    x, y = data.frame(data.scale(scaler, data.difference(history, interval)), lag)
+    intercept, *slopes = OLS(y, add_constant(x, has_constant="add")).fit().params
+    return scaler, float(intercept), np.array(slopes, dtype=np.float64)
 
 
-def linear_lag1(train_obs: int, interval: int, refit: bool) -> Forecaster:
-    """OLS of a month's scaled difference on the previous one: the LSTMs' inputs and scaler.
+def linear_lags(train_obs: int, interval: int, refit: bool, lag: int) -> Forecaster:
+    """OLS of a month's scaled difference on the ``lag`` before it: the LSTMs' inputs and scaler.
 
     Fitted on the training pairs (``refit``: on every pair seen so far); forecasts are mapped back through the
     scaler and the differencing.
@@ -121,20 +124,24 @@ def linear_lag1(train_obs: int, interval: int, refit: bool) -> Forecaster:
     def forecast(history: np.ndarray) -> float:
         nonlocal fixed
         if refit or fixed is None:
-            fixed = fit_lag1(history if refit else history[:train_obs], train_obs, interval)
-        scaler, intercept, slope = fixed
-        last = data.scale(scaler, data.difference(history, interval)[-1:])[0]
-        step = data.invert_scale(scaler, np.array([intercept + slope * last]))[0]
+            fixed = fit_linear_lags(history if refit else history[:train_obs], train_obs, interval, lag)
+        scaler, intercept, slopes = fixed
+        last = data.scale(scaler, data.difference(history, interval)[-lag:])
+        step = data.invert_scale(scaler, np.array([intercept + slopes @ last]))[0]
         return float(history[-interval] + step)
 
     return forecast
 
 
-def forecasters(cfg: DictConfig, train_obs: int, interval: int) -> dict[str, tuple[str, str, Forecaster]]:
+def forecasters(
+    cfg: DictConfig, train_obs: int, interval: int, lag: int
+) -> dict[str, tuple[str, str, Forecaster]]:
     """Baseline name -> (what it forecasts from, how it is fitted, forecaster), from the ``baselines`` block."""
     p, d, q = cfg.arima_order
     ets = f"exponential smoothing, trend {cfg.ets_trend}"
-    lag1 = "OLS on the previous month's scaled difference, the LSTMs' input"
+    previous = ("the previous month's scaled difference" if lag == 1
+                else f"the {lag} previous months' scaled differences")
+    lag1 = f"OLS on {previous}, the LSTMs' input"
     return {
         f"seasonal_naive_{cfg.season}": (f"the same month {cfg.season} months earlier", "no parameters",
                                          seasonal_naive(cfg.season)),
@@ -142,23 +149,26 @@ def forecasters(cfg: DictConfig, train_obs: int, interval: int) -> dict[str, tup
         "exp_smoothing_once": (ets, ONCE, exponential_smoothing(cfg.ets_trend, train_obs)),
         f"arima_{p}_{d}_{q}": (f"ARIMA({p},{d},{q})", REFIT, arima((p, d, q))),
         f"arima_{p}_{d}_{q}_once": (f"ARIMA({p},{d},{q})", ONCE, arima((p, d, q), train_obs)),
-        "linear_lag1": (lag1, REFIT, linear_lag1(train_obs, interval, refit=True)),
-        "linear_lag1_once": (lag1, ONCE, linear_lag1(train_obs, interval, refit=False)),
+        "linear_lag1": (lag1, REFIT, linear_lags(train_obs, interval, refit=True, lag=lag)),
+        "linear_lag1_once": (lag1, ONCE, linear_lags(train_obs, interval, refit=False, lag=lag)),
     }
 
 
-def score(raw: np.ndarray, test_size: int, cfg: DictConfig, interval: int = 1, refits: bool = True) -> pd.DataFrame:
+def score(
+    raw: np.ndarray, test_size: int, cfg: DictConfig, interval: int = 1, refits: bool = True, lag: int = 1
+) -> pd.DataFrame:
     """RMSE over the test months of persistence and each baseline: ``model, rmse, description, fit``.
 
     ``refits`` False leaves out the models refit every month (an ARIMA refit costs seconds per month on a long
-    series), keeping those fitted once on the training months, as the LSTMs are."""
+    series), keeping those fitted once on the training months, as the LSTMs are. ``lag``: the linear lag
+    regression's inputs, the LSTMs' (``model.lag``)."""
     actual = data.test_targets(raw, test_size)
     persistence = float(data.rmse(data.persistence_forecast(raw, test_size), actual))
     rows = [("persistence", persistence, "the previous month", "no parameters")]
     # The state-space filters multiply matrices a few elements wide: OpenBLAS's threads only wake and wait
     # (10.5 s against 0.9 s on 2 busy cores for the shampoo study, the same bits), so one thread does them.
     with threadpool_limits(limits=1, user_api="blas"):
-        for name, (description, fit, forecaster) in forecasters(cfg, len(raw) - test_size, interval).items():
+        for name, (description, fit, forecaster) in forecasters(cfg, len(raw) - test_size, interval, lag).items():
             if fit == REFIT and not refits:
                 continue
             forecasts = walk_forward(raw, test_size, forecaster)

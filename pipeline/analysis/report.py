@@ -411,7 +411,8 @@ The write-up's table, one row per regime: the distribution of test RMSE over the
 """
 
 
-def baselines_section(tables: Tables) -> str:
+def baselines_section(cfg: DictConfig, tables: Tables) -> str:
+    previous = "one" if cfg.model.lag == 1 else f"{cfg.model.lag} (`model.lag`)"
     rmse = tables.results.rmse.to_numpy()
     b = tables.baselines
     fit = b.get("fit", "")
@@ -428,7 +429,7 @@ Scored on the same test months with the same walk-forward harness: each sees eve
 the month it forecasts. The statistical models are scored twice: refit before every month on everything seen
 so far (up to 35 observations), and fitted once on the 24 training months the LSTMs learn from, parameters
 then held fixed (the fair comparison). `linear_lag1` regresses a month's scaled difference on the previous
-one: the LSTMs' own inputs and scaler, without the LSTM.
+{previous}: the LSTMs' own inputs and scaler, without the LSTM.
 
 {markdown_table(frame)}
 """
@@ -572,12 +573,14 @@ def setup(cfg: DictConfig, tables: Tables, data_sha256: str) -> str:
     versions = {**library_versions(), **{lib: metadata.version(lib) for lib in ("statsmodels", "matplotlib")}}
     software = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
     s = cfg.stats
+    # lag 1, the write-up's input, goes unsaid: a lag-1 report reads as it always has
+    inputs = f", each input the {cfg.model.lag} previous differences" if cfg.model.lag > 1 else ""
     return f"""## Setup
 
 - **Data**: `{cfg.paths.raw}` ({cfg.data.name}), the last {cfg.data.test_size} months forecast walk-forward;
   sha256 `{data_sha256}` ({check}).
 - **Model**: LSTM with {cfg.model.units} unit(s) and a dense output, {cfg.model.epochs} epochs, Adam
-  (learning rate {cfg.model.learning_rate}); engine `{cfg.engine.name}`.
+  (learning rate {cfg.model.learning_rate}){inputs}; engine `{cfg.engine.name}`.
 - **Repeats and seeds**: {int(tables.summary.loc["count"].max())} repeats per regime, base seed {cfg.base_seed};
   {design}. Seeds of the first repeats: {shown}. Every repeat's seed is in `{cfg.paths.results}`.
 - **Statistics**: alpha {s.alpha}, Holm over the confirmatory family; margin ±{s.margin:g} RMSE (sensitivity
@@ -613,7 +616,7 @@ def markdown(cfg: DictConfig, tables: Tables, plots: Plots, data_sha256: str, fr
         contrasts_section(tables),
         endpoints_section(cfg, tables),
         rmse_section(cfg, tables, plots, rel),
-        baselines_section(tables),
+        baselines_section(cfg, tables),
         published_section(cfg, tables),
         repeats_section(cfg, tables, plots, rel),
         forecast_section(plots, rel),

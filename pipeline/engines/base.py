@@ -44,7 +44,8 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class Problem:
-    """Scaled lag-1 pairs for one training window: inputs (n, 1) float32, targets (n,) float32."""
+    """Scaled pairs for one training window: inputs (n, lag) float32, each row the ``lag`` previous differences
+    oldest first (fed as one time step of ``lag`` features), targets (n,) float32."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -56,7 +57,7 @@ class Problem:
 class TrainedReplicas:
     """R trained models of one regime, every array with a leading replica axis.
 
-    ``weights`` follows Keras's LSTM + Dense layout: kernel (R, 1, 4u), recurrent_kernel (R, u, 4u),
+    ``weights`` follows Keras's LSTM + Dense layout: kernel (R, lag, 4u), recurrent_kernel (R, u, 4u),
     bias (R, 4u) in i, f, c, o gate order, dense_kernel (R, u, 1), dense_bias (R, 1).
     ``state_h``/``state_c`` (R, batch, u) are the LSTM state when training ended: regimes that never
     reset carry it into the forecasts. ``losses`` (R, epochs) is each epoch's mean training loss.

@@ -30,20 +30,22 @@ from pipeline.regimes import StateRegime
 from pipeline.seeds import epoch_orders
 
 
-def build_model(batch_size: int, units: int, stateful: bool):
-    """LSTM(units) -> Dense(1) on inputs of one time step and one feature, batch size fixed."""
+def build_model(batch_size: int, units: int, stateful: bool, n_features: int):
+    """LSTM(units) -> Dense(1) on inputs of one time step and ``n_features`` features (the lags), batch size fixed."""
     import keras
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # one model per replica retraces by design; the warning is noise here
-    inputs = keras.Input(batch_shape=(batch_size, 1, 1))
+    inputs = keras.Input(batch_shape=(batch_size, 1, n_features))
     lstm = keras.layers.LSTM(units, stateful=stateful)
     outputs = keras.layers.Dense(1)(lstm(inputs))
     return keras.Model(inputs, outputs), lstm
 
 
 def _as_steps(x: np.ndarray) -> np.ndarray:
-    return np.asarray(x, dtype=np.float32).reshape(-1, 1, 1)
+    """Input rows (n, features) as (n, 1 time step, features)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x.reshape(len(x), 1, -1)
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,11 @@ class KerasEngine:
 
         x, y = _as_steps(problem.x_train), np.asarray(problem.y_train, dtype=np.float32).reshape(-1, 1)
         regime.check_rows(len(x), len(problem.x_test))
-        start = initial_weights(seeds, model.units)
+        start = initial_weights(seeds, model.units, x.shape[2])
         out = {name: [] for name in WEIGHT_NAMES}
         state_h, state_c, losses = [], [], []
         for r, seed in enumerate(seeds):
-            net, lstm = build_model(regime.batch_size, model.units, regime.stateful)
+            net, lstm = build_model(regime.batch_size, model.units, regime.stateful, x.shape[2])
             net.set_weights([start[name][r] for name in WEIGHT_NAMES])
             net.compile(optimizer=keras.optimizers.Adam(learning_rate=model.learning_rate), loss="mse")
             epoch_losses = []
@@ -100,7 +102,7 @@ class KerasEngine:
         batch = regime.batch_size if regime.forecast == "batch" else 1
         forecasts = np.empty((len(trained), len(x_test)), dtype=np.float32)
         for r in range(len(trained)):
-            net, lstm = build_model(batch, units, regime.stateful)
+            net, lstm = build_model(batch, units, regime.stateful, x_test.shape[2])
             net.set_weights([trained.weights[name][r] for name in WEIGHT_NAMES])
             if regime.stateful:
                 lstm.states[0].assign(trained.state_h[r])

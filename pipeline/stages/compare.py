@@ -94,7 +94,7 @@ def intervals(pool: dict[str, stats.Sample], boot: stats.Bootstrap, baselines: p
 
 
 def train_pairs(raw_path: Path, cfg: DictConfig) -> int:
-    """Training pairs in the full window: lag-1 pairs of the differenced series, less the test pairs."""
+    """Training pairs in the full window: the differenced series' pairs at ``model.lag``, less the test pairs."""
     observations = len(pd.read_csv(raw_path))
     return observations - cfg.data.interval - cfg.model.lag - cfg.data.test_size
 

@@ -18,7 +18,7 @@ def run(cfg: DictConfig, root: Path) -> None:
     p = paths(cfg, root)
     if not p.raw.is_file():
         raise MissingInput(f"{p.raw} does not exist: run the fetch stage first (dvc repro fetch).")
-    series = parse(p.raw.read_bytes(), cfg.data, str(p.raw))
+    series = parse(p.raw.read_bytes(), cfg.data, str(p.raw), cfg.model.lag)
     io.save_arrays(
         p.differenced,
         {

@@ -71,7 +71,7 @@ def run(cfg: DictConfig, root: Path) -> pd.DataFrame:
     raw, test_size = load_differenced(p)["raw"], cfg.data.test_size
     io.write_csv(p.results, results_table)
     io.write_csv(p.forecasts, forecasts)
-    io.write_csv(p.baselines, baselines.score(raw, test_size, cfg.baselines, cfg.data.interval))
+    io.write_csv(p.baselines, baselines.score(raw, test_size, cfg.baselines, cfg.data.interval, lag=cfg.model.lag))
     return results_table
 
 

@@ -71,16 +71,17 @@ def obtain(cfg: DictConfig) -> tuple[bytes, str]:
     return raw, origin
 
 
-def parse(raw: bytes, cfg: DictConfig, source: str) -> data.Series:
+def parse(raw: bytes, cfg: DictConfig, source: str, lag: int = 1) -> data.Series:
+    """The series under the ``data`` block ``cfg``, long enough for its split at ``lag`` (``model.lag``)."""
     return data.parse_series(
         raw, source=source, fmt=data.CsvFormat.from_config(cfg), interval=cfg.interval,
-        min_length=data.min_series_length(cfg.interval, cfg.test_size),
+        min_length=data.min_series_length(cfg.interval, cfg.test_size, lag),
     )
 
 
 def run(cfg: DictConfig, root: Path) -> data.Series:
     raw, origin = obtain(cfg.data)
-    series = parse(raw, cfg.data, origin)
+    series = parse(raw, cfg.data, origin, cfg.model.lag)
     io.write_bytes(paths(cfg, root).raw, raw)
     print(f"fetch: {len(series.values)} rows from {origin}, sha256 {data.sha256(raw)[:12]}")
     return series

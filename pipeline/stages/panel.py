@@ -43,7 +43,7 @@ def load_panel(cfg: DictConfig, series_dir: Path = series.SERIES_DIR) -> list[se
     if len(set(names)) != len(names) or not names:
         raise ConfigError(f"panel.series must list distinct series names, got {names}: remove the repeats.")
     min_train = max(r.train_rows or 1 for r in regimes(cfg))
-    return [series.load(name, series_dir, min_train) for name in names]
+    return [series.load(name, series_dir, min_train, cfg.model.lag) for name in names]
 
 
 def setting(cfg: DictConfig) -> Setting:
@@ -52,8 +52,8 @@ def setting(cfg: DictConfig) -> Setting:
         raise ConfigError(f"panel.repeats must be an integer >= 2 (intervals need a spread), got {repeats!r}.")
     if not isinstance(margin, int | float) or margin < 0:
         raise ConfigError(f"panel.margin must be a share of persistence RMSE >= 0, got {margin!r}: e.g. 0.01.")
-    return Setting(tuple(regimes(cfg)), model_spec(cfg), repeat_seeds(cfg.base_seed, repeats), cfg.engine,
-                   None if cfg.panel.baselines == "none" else cfg.baselines, cfg.panel.baselines == "all")
+    return Setting(tuple(regimes(cfg)), model_spec(cfg), cfg.model.lag, repeat_seeds(cfg.base_seed, repeats),
+                   cfg.engine, None if cfg.panel.baselines == "none" else cfg.baselines, cfg.panel.baselines == "all")
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
