@@ -21,9 +21,10 @@ runs that recorded exactly its bytes). Exit status: 0 all identical, 1 a mismatc
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +60,20 @@ class RecordedStudy:
     name: str
     config: DictConfig
     table: pd.DataFrame  # read as text: equal text is equal bits (floats are written as shortest round-trip)
+
+
+@dataclass(frozen=True)
+class RecordedPanel:
+    """What a panel's run, or one of its series' runs, recorded: the panel's config as logged, each series' file
+    as read (YAML) and results table (every cell as written), each series' run, and the panel's verdicts as
+    logged (None for one series' run: the verdicts pool every series)."""
+
+    source: str
+    config: DictConfig
+    specs: dict[str, str]
+    table: pd.DataFrame  # read as text, the series in the panel's order
+    runs: dict[str, str]  # series -> the run that recorded it
+    metrics: dict[str, float] | None
 
 
 def enable_determinism() -> None:
@@ -100,6 +115,38 @@ def rerun_study(recorded: RecordedStudy) -> pd.DataFrame:
         return read_as_text(getattr(paths(cfg, Path(tmp)), f"{recorded.name}_results"))
 
 
+def as_text(results: pd.DataFrame) -> pd.DataFrame:
+    """A table as a panel series' run logs it (``tracking.log_panel``), read back as text."""
+    return read_as_text(io.StringIO(results.to_csv(index=False, lineterminator="\n")))
+
+
+def rerun_panel(recorded: RecordedPanel) -> tuple[pd.DataFrame, dict[str, float] | None]:
+    """The recorded series run again from the panel's logged config and their logged series files, nothing cached:
+    their results table as text; for a whole panel the whole stage, and its verdicts (``panel.metrics_of``)."""
+    cfg = recorded.config.copy()
+    cfg.resume.enabled, cfg.tracking.enabled = False, False
+    cfg.panel.series = list(recorded.specs)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "series"
+        folder.mkdir()
+        for name, spec in recorded.specs.items():
+            (folder / f"{name}.yaml").write_text(spec, encoding="utf-8")
+        if recorded.metrics is None:  # one series' run: that series alone
+            outcome, _ = panel.series_results(cfg, panel.load_panel(cfg, folder))
+            return as_text(outcome.results), None
+        whole = panel.run(cfg, Path(tmp), folder)
+        return as_text(whole.results), panel.metrics_of(whole.pooled)
+
+
+def compare_metrics(recorded: dict[str, float], recomputed: dict[str, float]) -> pd.DataFrame:
+    """One row per metric either side has: both values and whether their bits agree (a missing one never does)."""
+    names = list(dict.fromkeys([*recorded, *recomputed]))
+    table = pd.DataFrame({"metric": names, "recorded": [recorded.get(n, np.nan) for n in names],
+                          "recomputed": [recomputed.get(n, np.nan) for n in names]})
+    both = table.recorded.notna() & table.recomputed.notna()
+    return table.assign(identical=both & (bits(table.recorded) == bits(table.recomputed)))
+
+
 def compare_study(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> pd.DataFrame:
     """Row by row: the recorded row's key columns, the cells that differ (recorded -> recomputed), identical."""
     if list(recorded.columns) != list(recomputed.columns) or len(recorded) != len(recomputed):
@@ -126,15 +173,18 @@ def compare(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> pd.DataFrame:
     return table[["regime", "repeat", "seed", "seed_recomputed", "rmse", "rmse_recomputed", "identical"]]
 
 
-def verdict(table: pd.DataFrame) -> str:
-    """``bit-identical: n/n repeats`` or ``MISMATCH: k/n repeats differ`` (rows, for a table with framings)."""
+def verdict(table: pd.DataFrame, metrics: pd.DataFrame | None = None) -> str:
+    """``bit-identical: n/n repeats`` or ``MISMATCH: k/n repeats differ`` (rows, for a table with framings); a
+    panel's run adds its verdict metrics (``bit-identical: n/n repeats, m/m verdict metrics``)."""
     key = [c for c in ("series", "origin", "regime", "framing", "repeat") if c in table.columns]
     unit = "rows" if "framing" in key else "repeats"  # a framing's row is one of several models per repeat
-    differ = table.loc[~table.identical, key].drop_duplicates()
-    total = len(table[key].drop_duplicates())
-    if differ.empty:
-        return f"bit-identical: {total}/{total} {unit}"
-    return f"MISMATCH: {len(differ)}/{total} {unit} differ"
+    counts = [(len(table.loc[~table.identical, key].drop_duplicates()), len(table[key].drop_duplicates()), unit)]
+    if metrics is not None:
+        counts.append((int((~metrics.identical).sum()), len(metrics), "verdict metrics"))
+    same = all(differ == 0 for differ, _, _ in counts)
+    parts = [f"{differ if differ else total}/{total} {what}{' differ' if differ else '' if same else ' identical'}"
+             for differ, total, what in counts]
+    return ("bit-identical: " if same else "MISMATCH: ") + ", ".join(parts)
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -179,10 +229,16 @@ def from_results_file(path: Path, config: Path | None) -> Recorded | RecordedStu
     return Recorded(str(path), cfg, table[["regime", "repeat", "seed", "rmse"]])
 
 
-def from_runs(cfg: DictConfig, run_id: str) -> list[tuple[str, Recorded | RecordedStudy]]:
-    recorded: list[tuple[str, Recorded | RecordedStudy]] = []
+Audited = Recorded | RecordedStudy | RecordedPanel
+
+
+def from_runs(cfg: DictConfig, run_id: str) -> list[tuple[str, Audited]]:
+    recorded: list[tuple[str, Audited]] = []
     for child in tracking.runs_to_audit(cfg, run_id):
         found = tracking.recorded_run(cfg, child)
+        if isinstance(found, tracking.RecordedPanelRun):
+            recorded.append((child, panel_of(found)))
+            continue
         if isinstance(found, tracking.RecordedStudyRun):
             table = read_as_text(found.results)
             recorded.append((child, RecordedStudy(f"run {child}", found.study, found.config, table)))
@@ -195,23 +251,48 @@ def from_runs(cfg: DictConfig, run_id: str) -> list[tuple[str, Recorded | Record
     return recorded
 
 
-def audit_one(recorded: Recorded | RecordedStudy) -> pd.DataFrame:
-    """The recorded values against the re-run's, one row per recorded row, with column ``identical``."""
+def panel_of(found: tracking.RecordedPanelRun) -> RecordedPanel:
+    if found.metrics is None:
+        (name,) = found.specs
+        source = f"run {found.run_id} (series '{name}' of panel run {found.panel_run})"
+    else:
+        source = f"panel run {found.run_id} ({len(found.specs)} series)"
+    table = pd.concat([read_as_text(io.StringIO(text)) for text in found.results.values()], ignore_index=True)
+    return RecordedPanel(source, found.config, found.specs, table, found.runs, found.metrics)
+
+
+def audit_one(recorded: Audited) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The recorded values against the re-run's, one row per recorded row, with column ``identical``; and for a
+    panel's run its verdict metrics likewise (None for anything else)."""
+    if isinstance(recorded, RecordedPanel):
+        results, metrics = rerun_panel(recorded)
+        verdicts = None if recorded.metrics is None else compare_metrics(recorded.metrics, metrics or {})
+        return compare_study(recorded.table, results), verdicts
     if isinstance(recorded, RecordedStudy):
-        return compare_study(recorded.table, rerun_study(recorded))
-    return compare(recorded.table, rerun(recorded))
+        return compare_study(recorded.table, rerun_study(recorded)), None
+    return compare(recorded.table, rerun(recorded)), None
 
 
-def log_outcome(cfg: DictConfig, run_ids: Sequence[str], outcome: str) -> None:
+def show(table: pd.DataFrame, metrics: pd.DataFrame | None) -> None:
+    """The compared rows; of a panel's thousands only those that differ."""
+    for part in (table, metrics):
+        if part is not None and ("series" in part.columns or part is metrics):
+            part = part[~part.identical]
+        if part is not None and len(part):
+            print(part.to_string(index=False, float_format=lambda v: repr(float(v))))
+
+
+def log_outcome(cfg: DictConfig, outcomes: Mapping[str, str]) -> None:
+    """Tag each run (id -> its outcome) with its audit's outcome and time."""
     if not cfg.tracking.enabled:
         return
-    if not run_ids:
+    if not outcomes:
         print("audit: no tracked run recorded exactly this results file, so the outcome is logged nowhere")
         return
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    for run_id in run_ids:
+    for run_id, outcome in outcomes.items():
         tracking.set_tags(cfg, run_id, {"audit": outcome, "audit.time": stamp})
-    print(f"audit: outcome logged on run(s) {', '.join(run_ids)}")
+    print(f"audit: outcome logged on run(s) {', '.join(outcomes)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,17 +311,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = False
     for run_id, recorded in audits:
         try:
-            table = audit_one(recorded)
+            table, metrics = audit_one(recorded)
         except Exception as err:  # the re-run crashed: nothing was compared, which is not a mismatch
             print(f"audit: could not re-run {recorded.source}: {type(err).__name__}: {err}", file=sys.stderr)
             return 2
-        outcome = verdict(table)
-        failed |= not table.identical.all()
+        outcome = verdict(table, metrics)
+        failed |= not outcome.startswith("bit-identical")
         print(f"\naudit of {recorded.source}:")
-        print(table.to_string(index=False, float_format=lambda v: repr(float(v))))
+        show(table, metrics)
         print(outcome)
-        logged = [run_id] if run_id else tracking_runs_of(cfg, target)
-        log_outcome(cfg, logged, outcome)
+        outcomes = {run: outcome for run in ([run_id] if run_id else tracking_runs_of(cfg, target))}
+        if isinstance(recorded, RecordedPanel):  # each series' run gets its own series' outcome
+            outcomes |= {run: verdict(table[table.series == name]) for name, run in recorded.runs.items()
+                         if run not in outcomes}
+        log_outcome(cfg, outcomes)
     return 1 if failed else 0
 
 
