@@ -71,7 +71,7 @@ def run(
 ) -> PanelOutcome:
     """The panel, its answers and outputs; logged as a run of its own, or under a sweep's run (``parent``)."""
     panel = load_panel(cfg, series_dir)
-    outcome, computed = series_results(cfg, panel)
+    outcome, computed = results_of(cfg, panel)
     # Training pairs of the full window at the shortest series' first origin: what decides whether a regime's
     # state passes between batches, and so which pairs are clean contrasts.
     train_pairs = min(len(ps.at_origin(0)) - ps.spec.interval - cfg.model.lag - ps.spec.test_size for ps in panel)
@@ -86,7 +86,7 @@ def run(
                         write_outputs(cfg, root, panel, outcome, effects, pooled, by_frequency, parent, label))
 
 
-def series_results(cfg: DictConfig, panel: list[series.PanelSeries]) -> tuple[SeriesResults, list[str]]:
+def results_of(cfg: DictConfig, panel: list[series.PanelSeries]) -> tuple[SeriesResults, list[str]]:
     """Every series' per-repeat results and baselines, from the resume cache where nothing about a series changed,
     the others computed together (the audit runs it with the cache off); and the series computed."""
     chosen = setting(cfg)

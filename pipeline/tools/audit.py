@@ -9,6 +9,10 @@ panel (its ``paths.panel_results``) every cell of every series, origin, regime a
 - An MLflow run id: a regime's run, another study's run, or a parent run (a ``dvc repro``'s or a sweep's:
   each run under it is audited). The config is the run's ``config.yaml`` artifact; the recorded values
   are its ``rmse`` metric (one per step), or for another study its results table artifact.
+- A panel's run id (a sweep of panels: each panel's run under it): the panel is re-run from its ``config.yaml``
+  and its series' runs' ``series.yaml`` (each series file as the panel read it, not today's ``conf/series``), and
+  every cell of each series' ``results.csv`` and every verdict metric of the panel's run is compared; a series'
+  run id re-runs that series alone. Each series' run is tagged with its own series' outcome.
 - A results file (``reports/results.csv``, ``reports/studies/echo_results.csv``, or a sweep job's): its
   config is the ``.hydra/config.yaml`` or ``params.yaml`` found in its folder or the nearest parent (or
   ``--config``); which study it belongs to is read from that config's ``paths``.
@@ -132,7 +136,7 @@ def rerun_panel(recorded: RecordedPanel) -> tuple[pd.DataFrame, dict[str, float]
         for name, spec in recorded.specs.items():
             (folder / f"{name}.yaml").write_text(spec, encoding="utf-8")
         if recorded.metrics is None:  # one series' run: that series alone
-            outcome, _ = panel.series_results(cfg, panel.load_panel(cfg, folder))
+            outcome, _ = panel.results_of(cfg, panel.load_panel(cfg, folder))
             return as_text(outcome.results), None
         whole = panel.run(cfg, Path(tmp), folder)
         return as_text(whole.results), panel.metrics_of(whole.pooled)
