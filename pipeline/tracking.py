@@ -536,7 +536,7 @@ def _log_regime(
              metrics=_metrics(values, timestamp) + per_repeat)  # headline first: what the compare view picks
         mlflow = client(tracking_uri(cfg))
         mlflow.log_text(child, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")  # what the audit rebuilds from
-        mlflow.log_text(child, rows.to_csv(index=False, lineterminator="\n"), "results.csv")
+        mlflow.log_text(child, csv_text(rows), "results.csv")
         if histograms:
             figure = histogram.rmse_histogram(rows.rmse, baselines, f"{regime}: {len(rows)} repeats")
             mlflow.log_figure(child, figure, histogram.FILE)
@@ -545,6 +545,11 @@ def _log_regime(
         raise
     finish(cfg, child, end=end)
     return child
+
+
+def csv_text(table: pd.DataFrame) -> str:
+    """A results table as a run's ``results.csv`` artifact holds it (floats as their shortest round trip)."""
+    return table.to_csv(index=False, lineterminator="\n")
 
 
 def numbers(tree: Mapping[str, Any]) -> dict[str, float]:
@@ -618,7 +623,7 @@ def log_panel(
             _log(cfg, child, tags=seed_tags(sorted(int(s) for s in rows.seed.unique())),
                  params=flatten(specs[str(name)], "series."),
                  metrics=[Metric(f"relative_rmse_{r}", float(v), timestamp, 0) for r, v in means.items()])
-            client(tracking_uri(cfg)).log_text(child, rows.to_csv(index=False, lineterminator="\n"), "results.csv")
+            client(tracking_uri(cfg)).log_text(child, csv_text(rows), "results.csv")
             spec = yaml.safe_dump(dict(specs[str(name)]), sort_keys=False, allow_unicode=True)
             client(tracking_uri(cfg)).log_text(child, spec, SERIES_SPEC)
             finish(cfg, child)

@@ -121,7 +121,7 @@ def rerun_study(recorded: RecordedStudy) -> pd.DataFrame:
 
 def as_text(results: pd.DataFrame) -> pd.DataFrame:
     """A table as a panel series' run logs it (``tracking.log_panel``), read back as text."""
-    return read_as_text(io.StringIO(results.to_csv(index=False, lineterminator="\n")))
+    return read_as_text(io.StringIO(tracking.csv_text(results)))
 
 
 def rerun_panel(recorded: RecordedPanel) -> tuple[pd.DataFrame, dict[str, float] | None]:
