@@ -46,6 +46,7 @@ from typing import Any, cast
 from urllib.parse import urlparse
 
 import pandas as pd
+import yaml
 from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
@@ -72,6 +73,7 @@ SUMMARY_STATS = {"mean": "rmse_mean", "50%": "rmse_median", "std": "rmse_sd", "m
 PARENT_STATS = ("rmse_mean", "rmse_median", "rmse_sd", "share_worse_than_persistence")  # per regime on a parent
 WORSE_THAN = "persistence"  # the baseline whose RMSE a repeat is counted as worse than
 PER_REPEAT = "rmse_by_repeat"  # every repeat's RMSE at step=repeat: what the audit recomputes
+SERIES_SPEC = "series.yaml"  # a panel series' run: its series file as the panel read it
 
 
 @dataclass(frozen=True)
@@ -534,7 +536,7 @@ def _log_regime(
              metrics=_metrics(values, timestamp) + per_repeat)  # headline first: what the compare view picks
         mlflow = client(tracking_uri(cfg))
         mlflow.log_text(child, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")  # what the audit rebuilds from
-        mlflow.log_text(child, rows.to_csv(index=False, lineterminator="\n"), "results.csv")
+        mlflow.log_text(child, csv_text(rows), "results.csv")
         if histograms:
             figure = histogram.rmse_histogram(rows.rmse, baselines, f"{regime}: {len(rows)} repeats")
             mlflow.log_figure(child, figure, histogram.FILE)
@@ -543,6 +545,11 @@ def _log_regime(
         raise
     finish(cfg, child, end=end)
     return child
+
+
+def csv_text(table: pd.DataFrame) -> str:
+    """A results table as a run's ``results.csv`` artifact holds it (floats as their shortest round trip)."""
+    return table.to_csv(index=False, lineterminator="\n")
 
 
 def numbers(tree: Mapping[str, Any]) -> dict[str, float]:
@@ -589,16 +596,20 @@ def log_other_study(
 
 def log_panel(
     cfg: DictConfig, root: Path, *, results: pd.DataFrame, metrics: Mapping[str, float], files: Sequence[Path],
-    parent: str | None = None, label: str = "",
+    specs: Mapping[str, Mapping[str, Any]], parent: str | None = None, label: str = "",
 ) -> StudyRuns | None:
     """Log a panel run: a parent run with the config, the verdicts as metrics and the panel's files, and a child
-    per series with its per-repeat results table (every origin, regime and seed) and seeds; None when off.
-    In a sweep the panel's run is a child of the sweep's (``parent``), named by its swept values (``label``)."""
+    per series with its per-repeat results table (every origin, regime and seed), seeds and its series file as
+    read (``specs``: series -> its record, logged as ``series.yaml`` and as params); None when off. Those are what
+    ``python -m pipeline.tools.audit <run id>`` rebuilds the panel, or one series, from. In a sweep the panel's
+    run is a child of the sweep's (``parent``), named by its swept values (``label``)."""
     if not cfg.tracking.enabled:
         return None
     common = {k: v for k, v in provenance_tags(cfg, root).items() if k != "data.sha256"}
     common.update({"study.kind": "panel", "panel": str(cfg.panel.name), **({"sweep.job": label} if label else {})})
-    panel_run = _create_run(cfg, " ".join(filter(None, (f"panel {cfg.panel.name}", label))), common, parent)
+    results_file = Path(root) / cfg.paths.panel_results
+    own = {"results.sha256": file_sha256(results_file)} if results_file.is_file() else {}  # a results file's audit
+    panel_run = _create_run(cfg, " ".join(filter(None, (f"panel {cfg.panel.name}", label))), common | own, parent)
     parent, children = panel_run, {}
     try:
         timestamp = int(time.time() * 1000)
@@ -610,8 +621,11 @@ def log_panel(
             child = _create_run(cfg, str(name), {**common, "series": str(name)}, parent)
             means = rows.groupby("regime", sort=False).relative_rmse.mean()
             _log(cfg, child, tags=seed_tags(sorted(int(s) for s in rows.seed.unique())),
+                 params=flatten(specs[str(name)], "series."),
                  metrics=[Metric(f"relative_rmse_{r}", float(v), timestamp, 0) for r, v in means.items()])
-            client(tracking_uri(cfg)).log_text(child, rows.to_csv(index=False, lineterminator="\n"), "results.csv")
+            client(tracking_uri(cfg)).log_text(child, csv_text(rows), "results.csv")
+            spec = yaml.safe_dump(dict(specs[str(name)]), sort_keys=False, allow_unicode=True)
+            client(tracking_uri(cfg)).log_text(child, spec, SERIES_SPEC)
             finish(cfg, child)
             children[str(name)] = child
     except BaseException:
@@ -676,9 +690,25 @@ class RecordedStudyRun:
     results: io.StringIO
 
 
+@dataclass(frozen=True)
+class RecordedPanelRun:
+    """What the audit needs from a panel's run, or from one of its series' runs: the panel's config as logged, and
+    per series (in the panel's order) its series file as read, its per-repeat results table (CSV text) and its
+    run; for the panel's run also its verdicts (None for one series' run: those pool every series)."""
+
+    run_id: str
+    panel_run: str
+    config: DictConfig
+    specs: dict[str, str]  # series -> its SERIES_SPEC (YAML)
+    results: dict[str, str]  # series -> its results.csv
+    runs: dict[str, str]  # series -> its run id
+    metrics: dict[str, float] | None
+
+
 def audited(tags: Mapping[str, str]) -> bool:
-    """Whether a run holds recorded results itself (a regime's or another study's), not only runs under it."""
-    return "regime" in tags or "study" in tags
+    """Whether a run holds recorded results itself (a regime's, another study's, a panel's or a panel series'),
+    not only runs under it."""
+    return "regime" in tags or "study" in tags or tags.get("study.kind") == "panel"
 
 
 def runs_to_audit(cfg: DictConfig, run_id: str) -> list[str]:
@@ -687,20 +717,24 @@ def runs_to_audit(cfg: DictConfig, run_id: str) -> list[str]:
     run = mlflow.get_run(run_id)
     if audited(run.data.tags):
         return [run_id]
-    children = mlflow.search_runs(
-        [run.info.experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run_id}'",
-        order_by=["attributes.start_time ASC"],
-    )
-    children = [child for child in children if audited(child.data.tags)]
+    children = [child for child in children_of(mlflow, run) if audited(child.data.tags)]
     if not children:
         raise ValueError(f"run {run_id} holds no results and is the parent of no run that does: nothing to audit.")
     return [child.info.run_id for child in children]
 
 
-def recorded_run(cfg: DictConfig, run_id: str) -> RecordedRun | RecordedStudyRun:
+def children_of(mlflow: MlflowClient, run: Any) -> list[Any]:
+    """The runs directly under ``run``, oldest first."""
+    return mlflow.search_runs([run.info.experiment_id], order_by=["attributes.start_time ASC"],
+                              filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run.info.run_id}'")
+
+
+def recorded_run(cfg: DictConfig, run_id: str) -> RecordedRun | RecordedStudyRun | RecordedPanelRun:
     mlflow = client(tracking_uri(cfg))
     run = mlflow.get_run(run_id)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # small files: no progress bar
+    if run.data.tags.get("study.kind") == "panel":
+        return recorded_panel(mlflow, run)
     with tempfile.TemporaryDirectory() as tmp:
         config = OmegaConf.load(mlflow.download_artifacts(run_id, "config.yaml", tmp))
         study = run.data.tags.get("study")
@@ -713,8 +747,45 @@ def recorded_run(cfg: DictConfig, run_id: str) -> RecordedRun | RecordedStudyRun
     return RecordedRun(run_id, config, run.data.tags["regime"], seeds_from_tags(run.data.tags), rmse)
 
 
+def recorded_panel(mlflow: MlflowClient, run: Any) -> RecordedPanelRun:
+    """A panel's run (every series under it) or one series' run (its panel's config from the panel's run)."""
+    run_id, tags = run.info.run_id, run.data.tags
+    own_series = tags.get("series")
+    panel_run = tags[MLFLOW_PARENT_RUN_ID] if own_series else run_id
+    config = OmegaConf.create(panel_artifact(mlflow, panel_run, "config.yaml", f"panel run {panel_run}"))
+    if own_series:
+        members = {own_series: run}
+    else:
+        by_series = {child.data.tags["series"]: child for child in children_of(mlflow, run)
+                     if "series" in child.data.tags}
+        missing = [name for name in config.panel.series if name not in by_series]
+        if missing:
+            raise ValueError(f"panel run {run_id} has no series run for {missing} (its logging stopped part-way): "
+                             "run the panel again and audit the new run.")
+        members = {name: by_series[name] for name in config.panel.series}
+    specs, results = {}, {}
+    for name, member in members.items():
+        where = f"run {member.info.run_id} (series '{name}' of panel run {panel_run})"
+        specs[name] = panel_artifact(mlflow, member.info.run_id, SERIES_SPEC, where)
+        results[name] = panel_artifact(mlflow, member.info.run_id, "results.csv", where)
+    metrics = None if own_series else dict(run.data.metrics)
+    return RecordedPanelRun(run_id, panel_run, config, specs, results,
+                            {name: member.info.run_id for name, member in members.items()}, metrics)
+
+
+def panel_artifact(mlflow: MlflowClient, run_id: str, path: str, where: str) -> str:
+    """A text artifact of a panel's run; a one-line error naming the run when it was logged without it."""
+    if path not in {found.path for found in mlflow.list_artifacts(run_id)}:
+        raise ValueError(f"{where} has no {path} artifact (logged by an older version): run the panel again "
+                         "(dvc repro -f panel; finished series come from the resume cache) and audit the new run, or "
+                         "audit the panel's results file (python -m pipeline.tools.audit data/panel/results.csv).")
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(mlflow.download_artifacts(run_id, path, tmp)).read_text(encoding="utf-8")
+
+
 def runs_with_results(cfg: DictConfig, sha256: str) -> list[str]:
-    """Runs holding results (a regime's, another study's) that recorded a results file with these exact bytes."""
+    """Runs holding results (a regime's, another study's, a panel's) that recorded a results file with these exact
+    bytes."""
     found = client(tracking_uri(cfg)).search_runs(
         [experiment_id(cfg)], filter_string=f"tags.`results.sha256` = '{sha256}'"
     )

@@ -1,8 +1,11 @@
 """The determinism audit on a tiny study: equal bits pass, a tampered result fails, bad input is named."""
 
+import io
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -169,24 +172,121 @@ def test_compare_study_names_the_cells_that_differ():
 # ------------------------------------------------------------------------------------------- the panel
 
 PANEL = ["panel=quick", "panel.repeats=2", "panel.baselines=none", "model.epochs=2", "regime=[stateful,stateless]",
-         "engine.workers=1", "resume.enabled=false", "tracking.enabled=false"]
+         "engine.workers=1", "resume.enabled=false"]
+ROWS = 24  # 2 series x 3 origins x 2 regimes x 2 seeds
+
+
+@pytest.fixture(scope="module")
+def panel_study(tmp_path_factory):
+    """The quick panel at tiny sizes run as a sweep's job, logged to its own store: (uri, root, sweep run, panel run,
+    series -> run)."""
+    from pipeline.stages import panel
+
+    root = tmp_path_factory.mktemp("panel")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        cfg = compose_config(PANEL)
+        sweep = tracking.start_sweep(cfg, root, ["model.epochs=2"])
+        panel.run(cfg, root, parent=sweep, label="model.epochs=2")
+        tracking.finish(cfg, sweep)
+        (root / "params.yaml").write_text(OmegaConf.to_yaml(cfg))
+    client = MlflowClient(uri)
+    (panel_run,) = [r for r in client.search_runs([client.get_run(sweep).info.experiment_id])
+                    if r.data.tags.get("mlflow.parentRunId") == sweep]
+    children = {r.data.tags["series"]: r.info.run_id for r in client.search_runs(
+        [panel_run.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{panel_run.info.run_id}'")}
+    return uri, root, sweep, panel_run.info.run_id, children
+
+
+@pytest.fixture
+def panel_store(panel_study, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", panel_study[0])
+    monkeypatch.setattr(audit, "enable_determinism", lambda: None)  # in-process: keep TF's global switch off
+    return MlflowClient(panel_study[0])
 
 
 @pytest.mark.slow
-def test_a_panel_results_table_is_audited_cell_by_cell(tmp_path, monkeypatch, capsys):
-    from pipeline.stages import panel
-
-    monkeypatch.setattr(audit, "enable_determinism", lambda: None)  # in-process: keep TF's global switch off
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    cfg = compose_config(PANEL)
-    panel.run(cfg, tmp_path)
-    (tmp_path / "params.yaml").write_text(OmegaConf.to_yaml(cfg))
-    results = tmp_path / cfg.paths.panel_results
+def test_a_panel_results_table_is_audited_cell_by_cell(panel_study, panel_store, tmp_path, capsys):
+    _, root, _, panel_run, _ = panel_study
+    results = root / "data" / "panel" / "results.csv"
     assert audit.main([str(results)]) == 0
-    assert "bit-identical: 24/24 repeats" in capsys.readouterr().out  # 2 series x 3 origins x 2 regimes x 2 seeds
+    assert f"bit-identical: {ROWS}/{ROWS} repeats" in capsys.readouterr().out
+    assert panel_store.get_run(panel_run).data.tags["audit"] == f"bit-identical: {ROWS}/{ROWS} repeats"
 
     tampered = pd.read_csv(results)
     tampered.loc[5, "rmse"] = np.nextafter(tampered.loc[5, "rmse"], np.inf)
-    tampered.to_csv(results, index=False)
-    assert audit.main([str(results)]) == 1
-    assert "MISMATCH: 1/24 repeats differ" in capsys.readouterr().out
+    copy = tmp_path / results.relative_to(root)
+    copy.parent.mkdir(parents=True)
+    tampered.to_csv(copy, index=False)
+    (tmp_path / "params.yaml").write_bytes((root / "params.yaml").read_bytes())
+    assert audit.main([str(copy)]) == 1
+    assert f"MISMATCH: 1/{ROWS} repeats differ" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_panel_run_is_audited_by_its_id_and_so_is_a_sweep_of_panels(panel_study, panel_store, capsys):
+    _, _, sweep, panel_run, children = panel_study
+    cfg = compose_config()
+    assert tracking.runs_to_audit(cfg, sweep) == [panel_run]  # a sweep's audit: each panel under it
+    assert audit.main([panel_run]) == 0
+    out = capsys.readouterr().out
+    verdicts = len(panel_store.get_run(panel_run).data.metrics)
+    outcome = f"bit-identical: {ROWS}/{ROWS} repeats, {verdicts}/{verdicts} verdict metrics"
+    assert verdicts > 0 and f"audit of panel run {panel_run} (2 series):\n{outcome}\n" in out
+    assert panel_store.get_run(panel_run).data.tags["audit"] == outcome
+    for run in children.values():  # each series' run: its own series' outcome
+        assert panel_store.get_run(run).data.tags["audit"] == f"bit-identical: {ROWS // 2}/{ROWS // 2} repeats"
+
+
+@pytest.mark.slow
+def test_a_series_run_is_re_run_alone_and_a_logged_score_one_ulp_off_is_named(panel_study, panel_store, monkeypatch,
+                                                                              tmp_path, capsys):
+    from pipeline.stages import panel
+
+    trained = []
+    run_panel = panel.run_panel
+    monkeypatch.setattr(panel, "run_panel", lambda series, *a: trained.append([s.name for s in series])
+                        or run_panel(series, *a))
+    run = panel_study[4]["nhtemp"]
+    logged = Path(panel_store.download_artifacts(run, "results.csv", str(tmp_path))).read_text()
+    rows = pd.read_csv(io.StringIO(logged))
+    rows.loc[7, "rmse"] = np.nextafter(rows.loc[7, "rmse"], -np.inf)  # the smallest change a float allows
+    panel_store.log_text(run, rows.to_csv(index=False, lineterminator="\n"), "results.csv")
+    try:
+        assert audit.main([run]) == 1
+    finally:
+        panel_store.log_text(run, logged, "results.csv")
+    out = capsys.readouterr().out
+    assert trained == [["nhtemp"]]
+    assert f"audit of run {run} (series 'nhtemp' of panel run {panel_study[3]}):" in out
+    assert f"MISMATCH: 1/{ROWS // 2} repeats differ" in out
+    origin, regime, repeat = rows.loc[7, ["origin", "regime", "repeat"]]
+    assert re.search(rf"nhtemp +{origin} +{regime} +{repeat} .*rmse: {float(rows.loc[7, 'rmse'])!r} -> ", out), out
+    assert panel_store.get_run(run).data.tags["audit"] == f"MISMATCH: 1/{ROWS // 2} repeats differ"
+
+
+def test_a_panel_run_logged_without_its_series_files_is_named_with_the_fix(tmp_path, monkeypatch, capsys):
+    """A panel logged by an older version: its series' runs hold results.csv, not series.yaml."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store = MlflowClient(tracking.tracking_uri(cfg := compose_config(PANEL)))
+    parent = store.create_run(tracking.experiment_id(cfg), tags={"study.kind": "panel"}).info.run_id
+    store.log_text(parent, OmegaConf.to_yaml(cfg), "config.yaml")
+    child = store.create_run(tracking.experiment_id(cfg), tags={"study.kind": "panel", "series": "shampoo",
+                                                                "mlflow.parentRunId": parent}).info.run_id
+    store.log_text(child, "series,origin\nshampoo,0\n", "results.csv")
+    assert audit.main([child]) == 2
+    err = capsys.readouterr().err
+    assert f"run {child} (series 'shampoo' of panel run {parent}) has no series.yaml artifact" in err
+    assert "dvc repro -f panel" in err and len([line for line in err.splitlines() if "audit" in line]) == 1
+
+
+def test_verdict_metrics_are_compared_bit_for_bit():
+    recorded = {"contrast_1.pooled": 0.25, "contrast_1.tau2": 0.5, "contrast_2.pooled": 1.0}
+    recomputed = {**recorded, "contrast_1.tau2": np.nextafter(0.5, 1.0)}
+    del recomputed["contrast_2.pooled"]
+    table = audit.compare_metrics(recorded, recomputed)
+    assert table.identical.tolist() == [True, False, False]
+    rows = pd.DataFrame({"series": "s", "origin": 0, "regime": "a", "repeat": [0, 1], "identical": True})
+    assert audit.verdict(rows, table) == "MISMATCH: 2/2 repeats identical, 2/3 verdict metrics differ"
+    assert audit.verdict(rows, table[table.identical]) == "bit-identical: 2/2 repeats, 1/1 verdict metrics"

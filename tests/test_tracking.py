@@ -6,6 +6,7 @@ import os
 import socket
 import urllib.parse
 import urllib.request
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import io, tracking
+from pipeline import io, series, tracking
 from pipeline.artifacts import paths
 from pipeline.params import ConfigError, compose_config
 from pipeline.provenance import file_sha256
@@ -275,8 +276,9 @@ def test_a_panel_is_a_parent_run_with_its_verdicts_and_one_child_per_series(stor
     ])
     table = tmp_path / "reports" / "panel" / "results.csv"
     io.write_csv(table, results)
+    specs = {name: asdict(series.read_spec(name)) for name in ("shampoo", "nhtemp")}
     logged = tracking.log_panel(cfg, tmp_path, results=results, metrics={"contrast_1.pooled": -0.01},
-                                files=[table])
+                                files=[table], specs=specs)
     client = MlflowClient(store)
     parent = client.get_run(logged.parent)
     assert parent.info.status == "FINISHED" and parent.data.tags["study.kind"] == "panel"
@@ -292,6 +294,10 @@ def test_a_panel_is_a_parent_run_with_its_verdicts_and_one_child_per_series(stor
             rows[rows.regime == "stateful"].relative_rmse.mean())
         logged_rows = pd.read_csv(client.download_artifacts(run_id, "results.csv", str(tmp_path)))
         pd.testing.assert_frame_equal(logged_rows, rows.reset_index(drop=True), check_dtype=False)
+        spec = Path(client.download_artifacts(run_id, tracking.SERIES_SPEC, str(tmp_path)))  # what the audit reads
+        (tmp_path / f"{name}.yaml").write_bytes(spec.read_bytes())
+        assert series.read_spec(name, tmp_path) == series.read_spec(name)
+        assert run.data.params["series.test_size"] == "12"
 
 
 def test_a_store_that_fails_is_one_line_naming_it_and_the_fix_and_never_its_password():

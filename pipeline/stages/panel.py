@@ -10,7 +10,7 @@ features, plots and the report, and logs one MLflow parent run for the panel wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,16 +71,11 @@ def run(
 ) -> PanelOutcome:
     """The panel, its answers and outputs; logged as a run of its own, or under a sweep's run (``parent``)."""
     panel = load_panel(cfg, series_dir)
-    chosen = setting(cfg)
-    engine, cache = make_engine(cfg.engine), resume.cache_from_config(cfg)
-    with progress.bar(len(panel), f"panel {cfg.panel.name}: series") as bar:
-        outcome, computed = run_panel(panel, chosen, engine, cache, bar.update)
-    if computed != [ps.name for ps in panel]:
-        print(f"panel: computed {computed or 'nothing'}; the other series came from the cache ({cache.directory})")
+    outcome, computed = results_of(cfg, panel)
     # Training pairs of the full window at the shortest series' first origin: what decides whether a regime's
     # state passes between batches, and so which pairs are clean contrasts.
     train_pairs = min(len(ps.at_origin(0)) - ps.spec.interval - cfg.model.lag - ps.spec.test_size for ps in panel)
-    contrast_list = meta.contrasts(EXPECTATIONS, {r.name: r for r in chosen.regimes}, train_pairs)
+    contrast_list = meta.contrasts(EXPECTATIONS, {r.name: r for r in regimes(cfg)}, train_pairs)
     if not contrast_list:
         raise ConfigError("the selected regimes include no clean pair of an expectation (pipeline/analysis/claims.py): "
                           "select both regimes of at least one pair, e.g. regime=[stateful,stateless].")
@@ -89,6 +84,18 @@ def run(
     by_frequency = pooled_by_frequency(panel, effects, contrast_list, cfg.panel.margin, cfg.stats.alpha)
     return PanelOutcome(outcome.results, outcome.baselines, effects, pooled, computed,
                         write_outputs(cfg, root, panel, outcome, effects, pooled, by_frequency, parent, label))
+
+
+def results_of(cfg: DictConfig, panel: list[series.PanelSeries]) -> tuple[SeriesResults, list[str]]:
+    """Every series' per-repeat results and baselines, from the resume cache where nothing about a series changed,
+    the others computed together (the audit runs it with the cache off); and the series computed."""
+    chosen = setting(cfg)
+    engine, cache = make_engine(cfg.engine), resume.cache_from_config(cfg)
+    with progress.bar(len(panel), f"panel {cfg.panel.name}: series") as bar:
+        outcome, computed = run_panel(panel, chosen, engine, cache, bar.update)
+    if computed != [ps.name for ps in panel]:
+        print(f"panel: computed {computed or 'nothing'}; the other series came from the cache ({cache.directory})")
+    return outcome, computed
 
 
 def pooled_by_frequency(
@@ -138,7 +145,8 @@ def write_outputs(
                                  outcome.baselines, feature_table, winners, plots)
     panel_report.write(text, out / "report.md", out / "report.html")
     files += [out / p for p in plots.values()] + [out / "metrics.json", out / "report.md", out / "report.html"]
-    tracking.log_panel(cfg, root, results=outcome.results, metrics=metrics, files=files, parent=parent, label=label)
+    tracking.log_panel(cfg, root, results=outcome.results, metrics=metrics, files=files,
+                       specs={ps.name: asdict(ps.spec) for ps in panel}, parent=parent, label=label)
     return tuple(files)
 
 

@@ -9,6 +9,10 @@ panel (its ``paths.panel_results``) every cell of every series, origin, regime a
 - An MLflow run id: a regime's run, another study's run, or a parent run (a ``dvc repro``'s or a sweep's:
   each run under it is audited). The config is the run's ``config.yaml`` artifact; the recorded values
   are its ``rmse`` metric (one per step), or for another study its results table artifact.
+- A panel's run id (a sweep of panels: each panel's run under it): the panel is re-run from its ``config.yaml``
+  and its series' runs' ``series.yaml`` (each series file as the panel read it, not today's ``conf/series``), and
+  every cell of each series' ``results.csv`` and every verdict metric of the panel's run is compared; a series'
+  run id re-runs that series alone. Each series' run is tagged with its own series' outcome.
 - A results file (``reports/results.csv``, ``reports/studies/echo_results.csv``, or a sweep job's): its
   config is the ``.hydra/config.yaml`` or ``params.yaml`` found in its folder or the nearest parent (or
   ``--config``); which study it belongs to is read from that config's ``paths``.
@@ -21,9 +25,10 @@ runs that recorded exactly its bytes). Exit status: 0 all identical, 1 a mismatc
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +64,20 @@ class RecordedStudy:
     name: str
     config: DictConfig
     table: pd.DataFrame  # read as text: equal text is equal bits (floats are written as shortest round-trip)
+
+
+@dataclass(frozen=True)
+class RecordedPanel:
+    """What a panel's run, or one of its series' runs, recorded: the panel's config as logged, each series' file
+    as read (YAML) and results table (every cell as written), each series' run, and the panel's verdicts as
+    logged (None for one series' run: the verdicts pool every series)."""
+
+    source: str
+    config: DictConfig
+    specs: dict[str, str]
+    table: pd.DataFrame  # read as text, the series in the panel's order
+    runs: dict[str, str]  # series -> the run that recorded it
+    metrics: dict[str, float] | None
 
 
 def enable_determinism() -> None:
@@ -100,6 +119,38 @@ def rerun_study(recorded: RecordedStudy) -> pd.DataFrame:
         return read_as_text(getattr(paths(cfg, Path(tmp)), f"{recorded.name}_results"))
 
 
+def as_text(results: pd.DataFrame) -> pd.DataFrame:
+    """A table as a panel series' run logs it (``tracking.log_panel``), read back as text."""
+    return read_as_text(io.StringIO(tracking.csv_text(results)))
+
+
+def rerun_panel(recorded: RecordedPanel) -> tuple[pd.DataFrame, dict[str, float] | None]:
+    """The recorded series run again from the panel's logged config and their logged series files, nothing cached:
+    their results table as text; for a whole panel the whole stage, and its verdicts (``panel.metrics_of``)."""
+    cfg = recorded.config.copy()
+    cfg.resume.enabled, cfg.tracking.enabled = False, False
+    cfg.panel.series = list(recorded.specs)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "series"
+        folder.mkdir()
+        for name, spec in recorded.specs.items():
+            (folder / f"{name}.yaml").write_text(spec, encoding="utf-8")
+        if recorded.metrics is None:  # one series' run: that series alone
+            outcome, _ = panel.results_of(cfg, panel.load_panel(cfg, folder))
+            return as_text(outcome.results), None
+        whole = panel.run(cfg, Path(tmp), folder)
+        return as_text(whole.results), panel.metrics_of(whole.pooled)
+
+
+def compare_metrics(recorded: dict[str, float], recomputed: dict[str, float]) -> pd.DataFrame:
+    """One row per metric either side has: both values and whether their bits agree (a missing one never does)."""
+    names = list(dict.fromkeys([*recorded, *recomputed]))
+    table = pd.DataFrame({"metric": names, "recorded": [recorded.get(n, np.nan) for n in names],
+                          "recomputed": [recomputed.get(n, np.nan) for n in names]})
+    both = table.recorded.notna() & table.recomputed.notna()
+    return table.assign(identical=both & (bits(table.recorded) == bits(table.recomputed)))
+
+
 def compare_study(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> pd.DataFrame:
     """Row by row: the recorded row's key columns, the cells that differ (recorded -> recomputed), identical."""
     if list(recorded.columns) != list(recomputed.columns) or len(recorded) != len(recomputed):
@@ -126,15 +177,18 @@ def compare(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> pd.DataFrame:
     return table[["regime", "repeat", "seed", "seed_recomputed", "rmse", "rmse_recomputed", "identical"]]
 
 
-def verdict(table: pd.DataFrame) -> str:
-    """``bit-identical: n/n repeats`` or ``MISMATCH: k/n repeats differ`` (rows, for a table with framings)."""
+def verdict(table: pd.DataFrame, metrics: pd.DataFrame | None = None) -> str:
+    """``bit-identical: n/n repeats`` or ``MISMATCH: k/n repeats differ`` (rows, for a table with framings); a
+    panel's run adds its verdict metrics (``bit-identical: n/n repeats, m/m verdict metrics``)."""
     key = [c for c in ("series", "origin", "regime", "framing", "repeat") if c in table.columns]
     unit = "rows" if "framing" in key else "repeats"  # a framing's row is one of several models per repeat
-    differ = table.loc[~table.identical, key].drop_duplicates()
-    total = len(table[key].drop_duplicates())
-    if differ.empty:
-        return f"bit-identical: {total}/{total} {unit}"
-    return f"MISMATCH: {len(differ)}/{total} {unit} differ"
+    counts = [(len(table.loc[~table.identical, key].drop_duplicates()), len(table[key].drop_duplicates()), unit)]
+    if metrics is not None:
+        counts.append((int((~metrics.identical).sum()), len(metrics), "verdict metrics"))
+    same = all(differ == 0 for differ, _, _ in counts)
+    parts = [f"{differ if differ else total}/{total} {what}{' differ' if differ else '' if same else ' identical'}"
+             for differ, total, what in counts]
+    return ("bit-identical: " if same else "MISMATCH: ") + ", ".join(parts)
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -179,10 +233,16 @@ def from_results_file(path: Path, config: Path | None) -> Recorded | RecordedStu
     return Recorded(str(path), cfg, table[["regime", "repeat", "seed", "rmse"]])
 
 
-def from_runs(cfg: DictConfig, run_id: str) -> list[tuple[str, Recorded | RecordedStudy]]:
-    recorded: list[tuple[str, Recorded | RecordedStudy]] = []
+Audited = Recorded | RecordedStudy | RecordedPanel
+
+
+def from_runs(cfg: DictConfig, run_id: str) -> list[tuple[str, Audited]]:
+    recorded: list[tuple[str, Audited]] = []
     for child in tracking.runs_to_audit(cfg, run_id):
         found = tracking.recorded_run(cfg, child)
+        if isinstance(found, tracking.RecordedPanelRun):
+            recorded.append((child, panel_of(found)))
+            continue
         if isinstance(found, tracking.RecordedStudyRun):
             table = read_as_text(found.results)
             recorded.append((child, RecordedStudy(f"run {child}", found.study, found.config, table)))
@@ -195,23 +255,49 @@ def from_runs(cfg: DictConfig, run_id: str) -> list[tuple[str, Recorded | Record
     return recorded
 
 
-def audit_one(recorded: Recorded | RecordedStudy) -> pd.DataFrame:
-    """The recorded values against the re-run's, one row per recorded row, with column ``identical``."""
+def panel_of(found: tracking.RecordedPanelRun) -> RecordedPanel:
+    if found.metrics is None:
+        (name,) = found.specs
+        source = f"run {found.run_id} (series '{name}' of panel run {found.panel_run})"
+    else:
+        source = f"panel run {found.run_id} ({len(found.specs)} series)"
+    table = pd.concat([read_as_text(io.StringIO(text)) for text in found.results.values()], ignore_index=True)
+    return RecordedPanel(source, found.config, found.specs, table, found.runs, found.metrics)
+
+
+def audit_one(recorded: Audited) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The recorded values against the re-run's, one row per recorded row, with column ``identical``; and for a
+    panel's run its verdict metrics likewise (None for anything else)."""
+    if isinstance(recorded, RecordedPanel):
+        results, metrics = rerun_panel(recorded)
+        verdicts = None if recorded.metrics is None else compare_metrics(recorded.metrics, metrics or {})
+        return compare_study(recorded.table, results), verdicts
     if isinstance(recorded, RecordedStudy):
-        return compare_study(recorded.table, rerun_study(recorded))
-    return compare(recorded.table, rerun(recorded))
+        return compare_study(recorded.table, rerun_study(recorded)), None
+    return compare(recorded.table, rerun(recorded)), None
 
 
-def log_outcome(cfg: DictConfig, run_ids: Sequence[str], outcome: str) -> None:
+def show(table: pd.DataFrame, metrics: pd.DataFrame | None) -> None:
+    """The compared rows (of a panel's thousands only those that differ) and the verdict metrics that differ."""
+    parts = [table[~table.identical] if "series" in table.columns else table]
+    if metrics is not None:
+        parts.append(metrics[~metrics.identical])
+    for part in parts:
+        if len(part):
+            print(part.to_string(index=False, float_format=lambda v: repr(float(v))))
+
+
+def log_outcome(cfg: DictConfig, outcomes: Mapping[str, str]) -> None:
+    """Tag each run (id -> its outcome) with its audit's outcome and time."""
     if not cfg.tracking.enabled:
         return
-    if not run_ids:
+    if not outcomes:
         print("audit: no tracked run recorded exactly this results file, so the outcome is logged nowhere")
         return
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    for run_id in run_ids:
+    for run_id, outcome in outcomes.items():
         tracking.set_tags(cfg, run_id, {"audit": outcome, "audit.time": stamp})
-    print(f"audit: outcome logged on run(s) {', '.join(run_ids)}")
+    print(f"audit: outcome logged on run(s) {', '.join(outcomes)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,17 +316,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = False
     for run_id, recorded in audits:
         try:
-            table = audit_one(recorded)
+            table, metrics = audit_one(recorded)
         except Exception as err:  # the re-run crashed: nothing was compared, which is not a mismatch
             print(f"audit: could not re-run {recorded.source}: {type(err).__name__}: {err}", file=sys.stderr)
             return 2
-        outcome = verdict(table)
-        failed |= not table.identical.all()
+        outcome = verdict(table, metrics)
+        failed |= not (table.identical.all() and (metrics is None or metrics.identical.all()))
         print(f"\naudit of {recorded.source}:")
-        print(table.to_string(index=False, float_format=lambda v: repr(float(v))))
+        show(table, metrics)
         print(outcome)
-        logged = [run_id] if run_id else tracking_runs_of(cfg, target)
-        log_outcome(cfg, logged, outcome)
+        outcomes = {run: outcome for run in ([run_id] if run_id else tracking_runs_of(cfg, target))}
+        if isinstance(recorded, RecordedPanel):  # each series' run gets its own series' outcome
+            outcomes |= {run: verdict(table[table.series == name]) for name, run in recorded.runs.items()
+                         if run not in outcomes}
+        log_outcome(cfg, outcomes)
     return 1 if failed else 0
 
 
