@@ -170,18 +170,6 @@ def test_groups_share_the_workers_by_their_work():
     assert sorted(c.plan.batch_size for c in chunks) == [1, 1, 12]
 
 
-def test_chunks_of_different_lengths_share_the_work_not_the_replicas():
-    model = ModelSpec(units=1, epochs=3, learning_rate=0.01)
-    jobs = [TrainingJob(synthetic_problem(n, seed=n), regime(batch_size=1), model, repeat_seeds(4, 300))
-            for n in (40, 10)]
-    chunks = vec.VectorizedEngine(workers=2)._chunks(jobs)
-    work = [sum(len(jobs[j].problem.x_train) * (z - a) for j, a, z in c.pieces) for c in chunks]
-    assert len(chunks) == 2 and abs(work[0] - work[1]) <= 40  # a replica's rows apart
-    assert [len(c.seeds) for c in chunks] == [187, 413]  # 187 x 40 rows, about 113 x 40 + 300 x 10
-    capped = vec.VectorizedEngine(workers=2, chunk_size=200)._chunks(jobs)
-    assert max(len(c.seeds) for c in capped) <= 200
-
-
 def test_bad_settings_and_rows_are_refused():
     with pytest.raises(ValueError, match="chunk_size"):
         vec.VectorizedEngine(chunk_size=0)

@@ -803,23 +803,9 @@ class VectorizedEngine:
             members = sorted(members, key=lambda i: -rows[i])  # neighbours in length share a chunk: little idling
             replicas = [(i, s) for i in members for s in range(len(jobs[i].seeds))]
             share = steps[key] / sum(steps.values())  # the group's part of the work
-            work = np.array([rows[i] for i, _ in replicas])
-            for part in self._split(work, self.n_chunks(len(replicas), share)):
+            for part in np.array_split(np.arange(len(replicas)), self.n_chunks(len(replicas), share)):
                 chunks.append(_chunk(jobs, [replicas[k] for k in part]))
         return chunks
-
-    def _split(self, work: np.ndarray, n: int) -> list[np.ndarray]:
-        """Replica indices cut into ``n`` or more consecutive chunks of about equal work (rows per epoch), none over
-        ``chunk_size``: chunks of long data sets finish no later than those of short ones, so no worker idles at
-        the end. Replicas of equal work are cut into equal counts."""
-        if np.all(work == work[0]):
-            return np.array_split(np.arange(len(work)), n)
-        while True:
-            ends = np.searchsorted(np.cumsum(work), np.arange(1, n) * work.sum() / n)
-            parts = [p for p in np.split(np.arange(len(work)), ends) if len(p)]
-            if max(map(len, parts)) <= self.chunk_size:
-                return parts
-            n += max(1, self.n_workers())
 
     def forecast(self, trained: TrainedReplicas, problem: Problem, regime: StateRegime) -> np.ndarray:
         return self.forecast_many([(trained, problem, regime)])[0]
