@@ -170,6 +170,21 @@ def test_groups_share_the_workers_by_their_work():
     assert sorted(c.plan.batch_size for c in chunks) == [1, 1, 12]
 
 
+def test_a_free_worker_takes_the_chunk_with_the_most_work_left():
+    model = ModelSpec(units=1, epochs=3, learning_rate=0.01)
+    jobs = [TrainingJob(synthetic_problem(n, seed=n), regime(batch_size=1), model, repeat_seeds(4, 64))
+            for n in (10, 40, 20)]
+    chunks = vec.VectorizedEngine(workers=3, chunk_size=64)._chunks(jobs)
+    by_rows = {c.n_rows: c for c in chunks}
+    assert vec._most_work_left(chunks, []) is by_rows[40]
+    assert vec._most_work_left(chunks, [by_rows[40]]) is by_rows[20]  # the 40-row chunk is running
+    by_rows[20].done = 2  # one epoch of 20 rows left: less than three of 10
+    assert vec._most_work_left(chunks, [by_rows[40]]) is by_rows[10]
+    for c in chunks:
+        c.done = c.epochs
+    assert vec._most_work_left(chunks, []) is None
+
+
 def test_bad_settings_and_rows_are_refused():
     with pytest.raises(ValueError, match="chunk_size"):
         vec.VectorizedEngine(chunk_size=0)

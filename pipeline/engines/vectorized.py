@@ -616,6 +616,13 @@ def _chunk(jobs: list[TrainingJob], replicas: list[tuple[int, int]]) -> _Chunk:
     )
 
 
+def _most_work_left(chunks: list[_Chunk], running: Sequence[_Chunk]) -> _Chunk | None:
+    """The idle unfinished chunk with the most replica-steps left, or None: a free worker takes it, so that the
+    longest chunk (the panel's longest series) is not left to finish alone while the other workers idle."""
+    idle = [c for c in chunks if c.done < c.epochs and all(c is not r for r in running)]
+    return max(idle, key=lambda c: (c.epochs - c.done) * c.plan.n_batches * c.plan.replicas, default=None)
+
+
 def _padded_orders(seed: int, n_rows: int, longest: int, epochs: int) -> np.ndarray:
     """A shuffling replica's row orders (epochs, longest): its own ``n_rows`` shuffled, then its zero row."""
     orders = np.full((epochs, longest), n_rows, np.min_scalar_type(longest))
@@ -767,9 +774,14 @@ class VectorizedEngine:
             if saved is not None:
                 chunk.restore(saved)
                 _report(chunk, chunk.done, progress)
-        running = {executor.submit(_run_segment, c.task(), device): c for c in chunks if c.done < c.epochs}
+        running: dict[Future, _Chunk] = {}
         try:
-            while running:
+            while True:
+                # A segment queued behind each running one, so no worker waits while this process saves a checkpoint.
+                while len(running) < 2 * workers and (chunk := _most_work_left(chunks, running.values())):
+                    running[executor.submit(_run_segment, chunk.task(), device)] = chunk
+                if not running:
+                    break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     chunk = running.pop(future)
@@ -778,8 +790,6 @@ class VectorizedEngine:
                     if checkpoints and chunk.key:
                         checkpoints.save(chunk.key, chunk.checkpoint())
                     _report(chunk, losses.shape[1], progress)
-                    if chunk.done < chunk.epochs:
-                        running[executor.submit(_run_segment, chunk.task(), device)] = chunk
         except BaseException:
             for future in running:  # interrupted: queued segments are dropped, the checkpoints keep the work done
                 future.cancel()
