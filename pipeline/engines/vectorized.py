@@ -10,8 +10,9 @@ to each replica's loss is one, so no replica's loss reaches another's weights) a
 update. Plain graph, no XLA, as Keras runs on a CPU.
 
 ``train_many`` takes every job (a training procedure over some seeds), groups the jobs of equal
-shapes, and cuts each group's replicas into chunks of at most ``chunk_size``: one compiled program
-per chunk, whatever mix of procedures it holds (per-replica reset masks and row orders). Chunks run
+shapes (at batch size 1, of any length: see ``_Plan.ragged_lengths``), and cuts each group's replicas,
+sorted by length, into chunks of at most ``chunk_size``: one compiled program per chunk, whatever mix of
+procedures and data sets it holds (per-replica reset masks, row orders and lengths). Chunks run
 in epoch segments of about ``segment_s`` seconds, each segment a task for one of ``workers``
 processes (one pool per process, kept; TensorFlow on one thread each: tiny ops gain nothing from more
 threads, and separate processes overlap the per-op overhead), so progress and checkpoints happen
