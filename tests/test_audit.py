@@ -31,7 +31,8 @@ def study(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         # The baselines' model fits take longer than this study's LSTMs and are not audited.
-        mp.setattr(evaluate.baselines, "score", lambda *_: pd.DataFrame({"model": ["persistence"], "rmse": [1.0]}))
+        only_persistence = pd.DataFrame({"model": ["persistence"], "rmse": [1.0]})
+        mp.setattr(evaluate.baselines, "score", lambda *_, **__: only_persistence)
         cfg = compose_config(OVERRIDES)
         for stage in (*audit.STAGES, evaluate):
             results = stage.run(cfg, root)
