@@ -128,7 +128,8 @@ def validate(
             "set transform: none, or shift the series."
         )
     # the earliest origin needs the test rows, the differencing interval, the lag's inputs and its training pairs
-    needed = spec.interval + lag + spec.test_size + min_train_pairs + (spec.origins - 1) * spec.origin_step
+    one_pair = data.min_series_length(spec.interval, spec.test_size, lag)
+    needed = one_pair + min_train_pairs - 1 + (spec.origins - 1) * spec.origin_step
     if len(values) < needed:
         at_lag = f" at lag {lag}" if lag > 1 else ""
         fix = ", or a smaller model.lag" if lag > 1 else ""
