@@ -23,6 +23,10 @@ def no_progress(_: int) -> None:
     pass
 
 
+def chunks_of(engine: vec.VectorizedEngine, jobs: list[TrainingJob]) -> list:
+    return [vec._chunk(jobs, replicas) for replicas in engine._layout(jobs)]
+
+
 def synthetic_problem(n_train: int = 22, n_test: int = 12, n_in: int = 1, seed: int = 0) -> Problem:
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, (n_train + n_test, n_in)).astype(np.float32)
@@ -149,7 +153,7 @@ def test_worker_processes_give_the_same_bits_as_one_process():
     problem, model, seeds = synthetic_problem(), ModelSpec(units=1, epochs=3, learning_rate=0.01), repeat_seeds(4, 200)
     reg = regime(stateful=False, shuffle=True, reset_after_epoch=False)
     counted, engine = [], vec.VectorizedEngine(chunk_size=50, workers=2)
-    assert len(engine._chunks([TrainingJob(problem, reg, model, seeds)])) == 4
+    assert len(chunks_of(engine, [TrainingJob(problem, reg, model, seeds)])) == 4
     pooled = engine.train(problem, reg, model, seeds, counted.append)
     assert sum(counted) == pytest.approx(200)  # models' worth of epochs, segment by segment
     assert_same(pooled, vec.VectorizedEngine(workers=1).train(problem, reg, model, seeds, no_progress))
@@ -166,15 +170,27 @@ def test_groups_share_the_workers_by_their_work():
     seeds = repeat_seeds(4, 600)
     jobs = [TrainingJob(problem, regime(batch_size=1), model, seeds),  # most of the work: split over both workers
             TrainingJob(problem, regime(batch_size=12, forecast="batch"), model, seeds)]  # 2 batches an epoch: 1 chunk
-    chunks = vec.VectorizedEngine(workers=2)._chunks(jobs)
+    chunks = chunks_of(vec.VectorizedEngine(workers=2), jobs)
     assert sorted(c.plan.batch_size for c in chunks) == [1, 1, 12]
+
+
+def test_procedures_of_one_length_are_spread_over_the_chunks_so_that_they_share_one_program():
+    problem, model = synthetic_problem(24), ModelSpec(units=1, epochs=3, learning_rate=0.01)
+    seeds = repeat_seeds(4, 300)
+    procedures = [regime(stateful=True), regime(stateful=True, reset_after_epoch=False),
+                  regime(stateful=False, reset_after_epoch=False), regime(stateful=False, shuffle=True)]
+    jobs = [TrainingJob(problem, reg, model, seeds) for reg in procedures]
+    chunks = chunks_of(vec.VectorizedEngine(workers=2), jobs)
+    assert len(chunks) == 2 and chunks[0].plan == chunks[1].plan  # one program, compiled once per worker
+    for chunk in chunks:  # each holds half of every procedure's seeds
+        assert sorted((j, z - a) for j, a, z in chunk.pieces) == [(j, 150) for j in range(4)]
 
 
 def test_a_free_worker_takes_the_chunk_with_the_most_work_left():
     model = ModelSpec(units=1, epochs=3, learning_rate=0.01)
     jobs = [TrainingJob(synthetic_problem(n, seed=n), regime(batch_size=1), model, repeat_seeds(4, 64))
             for n in (10, 40, 20)]
-    chunks = vec.VectorizedEngine(workers=3, chunk_size=64)._chunks(jobs)
+    chunks = chunks_of(vec.VectorizedEngine(workers=3, chunk_size=64), jobs)
     by_rows = {c.n_rows: c for c in chunks}
     assert vec._most_work_left(chunks, []) is by_rows[40]
     assert vec._most_work_left(chunks, [by_rows[40]]) is by_rows[20]  # the 40-row chunk is running
@@ -305,7 +321,7 @@ def test_procedures_of_equal_shapes_train_in_one_program_with_the_bits_of_each_a
     jobs = [TrainingJob(problem, regime(**f), model, repeat_seeds(3, 5 + i)) for i, f in enumerate(SAME_SHAPE)]
     jobs.append(TrainingJob(other_data(problem), regime(), model, repeat_seeds(4, 3)))
     engine = vec.VectorizedEngine(workers=1, segment_s=0.0)  # one epoch per segment
-    (chunk,) = engine._chunks(jobs)
+    (chunk,) = chunks_of(engine, jobs)
     assert (chunk.plan.carry, chunk.plan.reset, chunk.offsets is not None) == ("mixed", "mixed", True)
     done: dict[int, float] = {}
     together = engine.train_many(jobs, lambda i, models: done.__setitem__(i, done.get(i, 0) + models))
@@ -320,7 +336,7 @@ def test_data_sets_of_different_lengths_train_in_one_program_with_the_weights_of
     jobs = [TrainingJob(synthetic_problem(n, seed=n), regime(**f), model, repeat_seeds(3, n))
             for n in (9, 22, 17) for f in SAME_SHAPE]
     engine = vec.VectorizedEngine(workers=1, segment_s=0.0)  # one epoch per segment: the update counts carry over
-    (chunk,) = engine._chunks(jobs)
+    (chunk,) = chunks_of(engine, jobs)
     assert (chunk.plan.ragged_lengths, chunk.plan.n_batches) == (True, 22)
     together = engine.train_many(jobs, lambda *_: None)
     for job, got in zip(jobs, together, strict=True):

@@ -703,6 +703,14 @@ def _pool(workers: int) -> Executor:
     return _POOL[workers]
 
 
+def _started(pool: Executor, workers: int) -> Executor:
+    """``pool`` with its ``workers`` processes starting: the executor starts one per task submitted while none
+    is idle, so a no-op each starts them now (their start-up, seconds, overlaps the caller's preparations)."""
+    for _ in range(workers):
+        pool.submit(int)
+    return pool
+
+
 def _end_workers(pool: ProcessPoolExecutor) -> None:
     processes = list((pool._processes or {}).values())  # the executor has no public handle on its processes
     pool.shutdown(wait=False, cancel_futures=True)
@@ -766,10 +774,11 @@ class VectorizedEngine:
         jobs = [_checked(job) for job in jobs]
         if not jobs:
             return []
-        chunks = self._chunks(jobs)
-        workers = min(self.n_workers(), len(chunks))
+        layout = self._layout(jobs)
+        workers = min(self.n_workers(), len(layout))
         device = "cpu" if not self.uses_gpu() else "gpu"
-        executor = _InProcess() if workers == 1 else _pool(workers)
+        executor = _InProcess() if workers == 1 else _started(_pool(workers), workers)
+        chunks = [_chunk(jobs, replicas) for replicas in layout]  # while the workers import TensorFlow
         for chunk in chunks:
             saved = checkpoints.load(chunk.key) if checkpoints and chunk.key else None
             if saved is not None:
@@ -801,22 +810,25 @@ class VectorizedEngine:
                 checkpoints.discard(chunk.key)
         return trained
 
-    def _chunks(self, jobs: list[TrainingJob]) -> list[_Chunk]:
-        """Every job's replicas, grouped by shape and cut into equal chunks: one wide program per chunk."""
+    def _layout(self, jobs: list[TrainingJob]) -> list[list[tuple[int, int]]]:
+        """Every job's replicas, grouped by shape and cut into equal chunks, one wide program each: the (job, seed
+        index) replicas of each chunk (cheap: ``_chunk`` builds them)."""
         groups: dict[tuple, list[int]] = {}
         for i, job in enumerate(jobs):
             groups.setdefault(_shape_key(job), []).append(i)
         rows = [len(job.problem.x_train) for job in jobs]
         steps = {key: sum(len(jobs[i].seeds) * -(-rows[i] // key[1]) for i in members)  # replica-steps per epoch
                  for key, members in groups.items()}
-        chunks = []
+        layout = []
         for key, members in groups.items():
-            members = sorted(members, key=lambda i: -rows[i])  # neighbours in length share a chunk: little idling
             replicas = [(i, s) for i in members for s in range(len(jobs[i].seeds))]
-            share = steps[key] / sum(steps.values())  # the group's part of the work
-            for part in np.array_split(np.arange(len(replicas)), self.n_chunks(len(replicas), share)):
-                chunks.append(_chunk(jobs, [replicas[k] for k in part]))
-        return chunks
+            n = self.n_chunks(len(replicas), share=steps[key] / sum(steps.values()))  # the group's part of the work
+            # Neighbours in length share a chunk (little idling); jobs of one length are each cut into n blocks of
+            # seeds, block by block, so that every chunk holds a like share of every procedure: the chunks run one
+            # program (each worker compiles it once) at one speed (they finish together).
+            replicas.sort(key=lambda r: (-rows[r[0]], r[1] * n // len(jobs[r[0]].seeds), r[0], r[1]))
+            layout += [[replicas[k] for k in part] for part in np.array_split(np.arange(len(replicas)), n)]
+        return layout
 
     def forecast(self, trained: TrainedReplicas, problem: Problem, regime: StateRegime) -> np.ndarray:
         return self.forecast_many([(trained, problem, regime)])[0]
