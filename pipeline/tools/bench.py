@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
-from itertools import repeat
+from itertools import pairwise, repeat
 from pathlib import Path
 
 import numpy as np
@@ -401,8 +401,8 @@ def dvc_stages(lines: Sequence[tuple[float, str]], end: float) -> list[DvcStage]
         found = next(((m[1], outcome) for pattern, outcome in DVC_LINES if (m := pattern.match(line.strip()))), None)
         if found:
             events.append((at, *found))
-    ends = [at for at, *_ in events[1:]] + [end]
-    return [DvcStage(name, outcome, until - at) for (at, name, outcome), until in zip(events, ends, strict=True)]
+    spans = pairwise([at for at, *_ in events] + [end])
+    return [DvcStage(name, outcome, until - at) for (_, name, outcome), (at, until) in zip(events, spans, strict=True)]
 
 
 def stage_commands(dvc_yaml: Path) -> dict[str, str]:
@@ -557,6 +557,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--stage-runs", type=int, default=2, help="standalone runs per stage with --stages (best kept)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/, before the options: engine.workers=1")
     args = parser.parse_args(argv)
+    if args.stage_runs < 1:
+        parser.error(f"--stage-runs must be at least 1, got {args.stage_runs}")
     stages = None
     if args.stages:
         sizes = [f"repeats={args.repeats}", *([f"model.epochs={args.epochs}"] if args.epochs else [])]
