@@ -505,7 +505,7 @@ def report_stages(repo: Path, overrides: Sequence[str], runs: int) -> StagesTimi
         dvc = by_name.get(name)
         alone = timing.standalone.get(name)
         rows.append((name, dvc.outcome if dvc else "-", dvc.seconds if dvc else "-",
-                     "in-process above" if alone is None else alone, "-" if alone is None else alone - timing.numpy_s))
+                     "in-process, below" if alone is None else alone, "-" if alone is None else alone - timing.numpy_s))
     _print_table(["stage", "dvc", "in dvc repro (s)", f"standalone, best of {runs} (s)", "minus numpy import (s)"],
                  rows)
     print(f"  (in dvc repro: until DVC's next stage, its bookkeeping included; bare `python -c \"import numpy\"` "
