@@ -116,7 +116,7 @@ def test_stage_commands_come_from_dvc_yaml(tmp_path):
 def test_stage_targets_are_the_issues_bounds_as_ratios(capsys):
     timing = bench.StagesTiming(
         repro_s=45.0, dvc=[], standalone={"fetch": 1.0, "evaluate": 2.0, "compare": 6.0}, numpy_s=0.25,
-        label="fresh clone")
+        overrides=())
     rows = bench.stage_targets(timing)
     assert rows == [
         ("dvc repro compare, fresh clone (s)", 45.0, 30.0, True), ("compare stage (s)", 6.0, 3.0, True),
@@ -129,6 +129,8 @@ def test_stage_targets_are_the_issues_bounds_as_ratios(capsys):
     assert table["dvc repro compare, fresh clone"] == ["1.5", "missed"]
     assert table["evaluate stage"] == ["0.5", "met"]
     assert table["fetch minus bare numpy import"] == ["0.75", "met"]
+    overridden = bench.StagesTiming(10.0, [], {}, 0.25, overrides=("repeats=20",))
+    assert bench.stage_targets(overridden) == [("dvc repro compare, fresh clone, overridden (s)", 10.0, 30.0, True)]
 
 
 def _git(cwd, *args):
@@ -202,3 +204,18 @@ def test_timed_repro_reads_a_real_dvc_runs_stages_in_a_fresh_clone(repo):
         with pytest.raises(bench.StageError, match=r"`dvc repro compare` failed .*no data"):
             bench.timed_repro(clone, env)
     assert not (repo / "a").exists()  # DVC ran in the clone only
+
+
+def test_report_stages_prints_what_dvc_did_and_each_stage_against_the_numpy_import(monkeypatch, capsys):
+    timing = bench.StagesTiming(
+        45.0, [bench.DvcStage("fetch", "ran", 2.0), bench.DvcStage("train", "ran", 20.0),
+               bench.DvcStage("compare", "skipped", 0.25)],
+        {"fetch": 1.0, "compare": 5.0, "report": 1.5}, 0.5, ())
+    monkeypatch.setattr(bench, "measure_stages", lambda *_: timing)
+    assert bench.report_stages(Path("/repo"), [], 2) is timing
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "stages, fresh clone of /repo (as committed): dvc repro compare 45.0 s wall; ran fetch, train; " \
+                     "skipped compare"
+    rows = {line.split()[0]: line.split()[1:] for line in out[3:7]}
+    assert rows == {"fetch": ["ran", "2", "1", "0.5"], "train": ["ran", "20", "in-process,", "below", "-"],
+                    "compare": ["skipped", "0.25", "5", "4.5"], "report": ["-", "-", "1.5", "1"]}
