@@ -198,6 +198,7 @@ def test_timed_repro_reads_a_real_dvc_runs_stages_in_a_fresh_clone(repo):
         seconds, reached = bench.timed_repro(clone, env)
         assert [(s.name, s.outcome) for s in reached] == [("first", "ran"), ("compare", "ran")]
         assert 0 < sum(s.seconds for s in reached) < seconds
+        assert (clone.parent / "dvc-site").is_dir()  # DVC's site cache is the clone's, not the machine's
         _, again = bench.timed_repro(clone, env)
         assert [(s.name, s.outcome) for s in again] == [("first", "skipped"), ("compare", "skipped")]
         (clone / "dvc.yaml").write_text("stages:\n  compare:\n    cmd: python -c \"raise SystemExit('no data')\"\n")
