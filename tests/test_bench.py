@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,3 +84,139 @@ def test_bench_prints_every_section(capsys):
     assert [line.split()[0] for line in targets] == ["train", "cost", "models/s", "train", "peak", "panel"]
     assert all(line.split()[-1] in ("met", "missed") for line in targets)
     assert _numbers(targets[1])[-1] == pytest.approx(cell_ratio / 1.3, rel=0.01)
+
+
+def test_dvc_stages_reads_what_dvc_ran_skipped_or_restored_and_until_when():
+    lines = [
+        (0.5, "Stage 'fetch' didn't change, skipping\n"),
+        (1.0, "Running stage 'train':\n"),
+        (1.1, "> python -m pipeline.stages.train\n"),
+        (1.2, "train: Running stage 'x' is what a stage's own output may say mid-line\n"),
+        (9.0, "Stage 'evaluate' is cached - skipping run, checking out outputs\n"),
+        (10.0, "Running stage 'compare':\n"),
+        (14.0, "Updating lock file 'dvc.lock'\n"),
+    ]
+    found = bench.dvc_stages(lines, end=15.0)
+    assert [(s.name, s.outcome) for s in found] == [
+        ("fetch", "skipped"), ("train", "ran"), ("evaluate", "restored"), ("compare", "ran")]
+    assert [s.seconds for s in found] == pytest.approx([0.5, 8.0, 1.0, 5.0])
+    assert bench.dvc_stages([(1.0, "nothing to reproduce\n")], end=2.0) == []
+
+
+def test_stage_commands_come_from_dvc_yaml(tmp_path):
+    from pipeline.params import PROJECT_ROOT
+
+    commands = bench.stage_commands(PROJECT_ROOT / "dvc.yaml")
+    for name in ("fetch", "difference", "scale", "frame", "train", "evaluate", "compare", "report"):
+        assert commands[name] == f"python -m pipeline.stages.{name}"
+    (tmp_path / "dvc.yaml").write_text("stages:\n  a:\n    cmd: echo one\n  b:\n    cmd: echo two\n    deps: [x]\n")
+    assert bench.stage_commands(tmp_path / "dvc.yaml") == {"a": "echo one", "b": "echo two"}
+
+
+def test_stage_targets_are_the_issues_bounds_as_ratios(capsys):
+    timing = bench.StagesTiming(
+        repro_s=45.0, dvc=[], standalone={"fetch": 1.0, "evaluate": 2.0, "compare": 6.0}, numpy_s=0.25,
+        overrides=())
+    rows = bench.stage_targets(timing)
+    assert rows == [
+        ("dvc repro compare, fresh clone (s)", 45.0, 30.0, True), ("compare stage (s)", 6.0, 3.0, True),
+        ("evaluate stage (s)", 2.0, 4.0, True), ("fetch minus bare numpy import (s)", 0.75, 1.0, True),
+        ("evaluate minus bare numpy import (s)", 1.75, 1.0, True),
+        ("compare minus bare numpy import (s)", 5.75, 1.0, True),
+    ]
+    bench.report_targets(rows)
+    table = {line.split("(s)")[0].strip(): line.split()[-2:] for line in capsys.readouterr().out.splitlines()[3:]}
+    assert table["dvc repro compare, fresh clone"] == ["1.5", "missed"]
+    assert table["evaluate stage"] == ["0.5", "met"]
+    assert table["fetch minus bare numpy import"] == ["0.75", "met"]
+    overridden = bench.StagesTiming(10.0, [], {}, 0.25, overrides=("repeats=20",))
+    assert bench.stage_targets(overridden) == [("dvc repro compare, fresh clone, overridden (s)", 10.0, 30.0, True)]
+
+
+def _git(cwd, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    analytics = false\n")
+    (tmp_path / "params.yaml").write_text("repeats: 1\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "first")
+    return tmp_path
+
+
+def test_fresh_clone_is_head_in_a_folder_removed_afterwards_and_warns_of_uncommitted_changes(repo, capsys):
+    (repo / "params.yaml").write_text("repeats: 2\n")
+    with bench.fresh_clone(repo) as clone:
+        assert (clone / "params.yaml").read_text() == "repeats: 1\n"
+        site = (clone / ".dvc" / "config.local").read_text().split("site_cache_dir = ")[1].strip()
+        assert Path(site).parent == clone.parent  # DVC's site cache inside the temporary folder too
+    assert not clone.parent.exists()
+    warning = capsys.readouterr().out
+    assert warning.startswith("warning: 1 tracked files have uncommitted changes (params.yaml)") and "HEAD" in warning
+    (repo / "params.yaml").write_text("repeats: 1\n")
+    with bench.fresh_clone(repo):
+        pass
+    assert capsys.readouterr().out == ""
+
+
+def test_fresh_clone_outside_a_git_checkout_says_so(tmp_path):
+    with pytest.raises(bench.StageError, match="--stages clones the git checkout the bench runs from"), \
+            bench.fresh_clone(tmp_path):
+        pass
+
+
+def test_clone_env_runs_this_interpreter_on_the_clones_code_without_the_callers_tracking(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://team-server:5000")
+    monkeypatch.setenv("DVC_ROOT", "/elsewhere")
+    env = bench.clone_env(tmp_path)
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    assert env["PYTHONPATH"] == str(tmp_path)
+    assert "MLFLOW_TRACKING_URI" not in env and "DVC_ROOT" not in env
+
+
+def test_a_failing_command_is_one_line_naming_it_with_its_last_output(tmp_path):
+    with pytest.raises(bench.StageError, match=r"`echo a; echo b >&2; exit 3` failed .* \(exit 3\): a \| b$"):
+        bench.best_wall("echo a; echo b >&2; exit 3", tmp_path, dict(os.environ), runs=2)
+
+
+@pytest.mark.slow
+def test_timed_repro_reads_a_real_dvc_runs_stages_in_a_fresh_clone(repo):
+    (repo / "dvc.yaml").write_text(
+        "stages:\n"
+        "  first:\n    cmd: python -c \"open('a', 'w').write('1')\"\n    outs: [a]\n"
+        "  compare:\n    cmd: python -c \"open('b', 'w').write(open('a').read())\"\n    deps: [a]\n    outs: [b]\n"
+    )
+    _git(repo, "add", "dvc.yaml")
+    _git(repo, "commit", "-qm", "stages")
+    with bench.fresh_clone(repo) as clone:
+        env = bench.clone_env(clone)
+        seconds, reached = bench.timed_repro(clone, env)
+        assert [(s.name, s.outcome) for s in reached] == [("first", "ran"), ("compare", "ran")]
+        assert 0 < sum(s.seconds for s in reached) < seconds
+        assert (clone.parent / "dvc-site").is_dir()  # DVC's site cache is the clone's, not the machine's
+        _, again = bench.timed_repro(clone, env)
+        assert [(s.name, s.outcome) for s in again] == [("first", "skipped"), ("compare", "skipped")]
+        (clone / "dvc.yaml").write_text("stages:\n  compare:\n    cmd: python -c \"raise SystemExit('no data')\"\n")
+        with pytest.raises(bench.StageError, match=r"`dvc repro compare` failed .*no data"):
+            bench.timed_repro(clone, env)
+    assert not (repo / "a").exists()  # DVC ran in the clone only
+
+
+def test_report_stages_prints_what_dvc_did_and_each_stage_against_the_numpy_import(monkeypatch, capsys):
+    timing = bench.StagesTiming(
+        45.0, [bench.DvcStage("fetch", "ran", 2.0), bench.DvcStage("train", "ran", 20.0),
+               bench.DvcStage("compare", "skipped", 0.25)],
+        {"fetch": 1.0, "compare": 5.0, "report": 1.5}, 0.5, ())
+    monkeypatch.setattr(bench, "measure_stages", lambda *_: timing)
+    assert bench.report_stages(Path("/repo"), [], 2) is timing
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "stages, fresh clone of /repo (as committed): dvc repro compare 45.0 s wall; ran fetch, train; " \
+                     "skipped compare"
+    rows = {line.split()[0]: line.split()[1:] for line in out[3:7]}
+    assert rows == {"fetch": ["ran", "2", "1", "0.5"], "train": ["ran", "20", "in-process,", "below", "-"],
+                    "compare": ["skipped", "0.25", "5", "4.5"], "report": ["-", "-", "1.5", "1"]}

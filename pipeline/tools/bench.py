@@ -11,6 +11,13 @@ targets as measured/target ratios (<= 1 meets it). ``--law`` adds the slow check
 of both engines over ``--law-repeats`` fresh models per regime (disjoint seeds: independent samples), compared with
 Kolmogorov-Smirnov and Mann-Whitney tests and both means with 95% intervals.
 
+``--stages`` adds, first, the study as a user runs it: a fresh ``git clone`` of this checkout's HEAD in a temporary
+folder (this interpreter's environment, the clone's ``pipeline`` imported), ``dvc repro compare`` timed there with
+what DVC ran or skipped, then each stage's own command from ``dvc.yaml`` run standalone (best of
+``--stage-runs``; train left out, timed in-process below) beside a bare ``python -c "import numpy"``. The clone runs
+the study section's config (``--repeats``, ``--epochs``, the overrides); when that is the committed params.yaml it is
+left as cloned. Its MLflow store and resume cache are the clone's own (MLFLOW_TRACKING_URI is unset for it).
+
 Positional arguments, given before the options, are Hydra overrides of ``conf/`` (``engine.workers=1``);
 the data come from the packaged copy, prepared in a temporary folder.
 """
@@ -21,25 +28,31 @@ import argparse
 import copy
 import multiprocessing
 import os
+import re
+import shlex
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
-from itertools import repeat
+from itertools import pairwise, repeat
 from pathlib import Path
 
 import numpy as np
+import yaml
+from omegaconf import OmegaConf
 from scipy import stats
 
-from pipeline import data
+from pipeline import data, errors
 from pipeline.artifacts import load_differenced, load_problem, load_scaler, model_spec, paths
 from pipeline.engines import make_engine
 from pipeline.engines.base import Engine, ModelSpec, Problem
 from pipeline.engines.keras_engine import KerasEngine
-from pipeline.params import compose_config, regimes
+from pipeline.params import PROJECT_ROOT, compose_config, load_params, regimes
 from pipeline.regimes import StateRegime
 from pipeline.seeds import repeat_seeds
 from pipeline.stages import difference, evaluate, fetch, frame, scale, train
@@ -350,6 +363,167 @@ def report_law(study: Study, engine: Engine, args, epochs: int) -> None:
     _print_table(["regime", "engine", "n", "mean RMSE", "95% CI", "KS p", "Mann-Whitney p"], rows)
 
 
+# ------------------------------------------------------------------------------------ the stages on a fresh clone
+
+IN_PROCESS = ("train",)  # stages timed in-process above, not standalone
+ALSO_TIMED = ("report",)  # make study's second command, `dvc repro --single-item report`
+DVC_LINES = (  # what `dvc repro` logs for each stage it reaches
+    (re.compile(r"Running stage '([^']+)'"), "ran"),
+    (re.compile(r"(?:Stage )?'([^']+)' didn't change, skipping"), "skipped"),
+    (re.compile(r"Stage '([^']+)' is cached - skipping run"), "restored"),  # from DVC's run cache
+)
+
+
+class StageError(errors.PipelineError):
+    """A command of the fresh clone failed: the message names it and ends with its output's last lines."""
+
+
+@dataclass(frozen=True)
+class DvcStage:
+    name: str
+    outcome: str  # ran, skipped (didn't change) or restored (from DVC's run cache)
+    seconds: float  # from its line to DVC's next stage line or its end: the command and DVC's bookkeeping after it
+
+
+@dataclass(frozen=True)
+class StagesTiming:
+    repro_s: float
+    dvc: list[DvcStage]
+    standalone: dict[str, float]  # stage -> best wall seconds of its own command
+    numpy_s: float  # best wall seconds of a bare `python -c "import numpy"`
+    overrides: tuple[str, ...]  # what the clone's params.yaml was regenerated with; empty: as committed
+
+
+def dvc_stages(lines: Sequence[tuple[float, str]], end: float) -> list[DvcStage]:
+    """Each stage ``dvc repro`` reached, from its output's (seconds since start, line) pairs, in order."""
+    events = []
+    for at, line in lines:
+        found = next(((m[1], outcome) for pattern, outcome in DVC_LINES if (m := pattern.match(line.strip()))), None)
+        if found:
+            events.append((at, *found))
+    spans = pairwise([at for at, *_ in events] + [end])
+    return [DvcStage(name, outcome, until - at) for (_, name, outcome), (at, until) in zip(events, spans, strict=True)]
+
+
+def stage_commands(dvc_yaml: Path) -> dict[str, str]:
+    """Each stage's command as dvc.yaml has it."""
+    return {name: stage["cmd"] for name, stage in yaml.safe_load(dvc_yaml.read_text())["stages"].items()}
+
+
+def _tail(output: str, lines: int = 3) -> str:
+    return " | ".join([line.strip() for line in output.splitlines() if line.strip()][-lines:])
+
+
+def _run(command: str, cwd: Path, env: Mapping[str, str]) -> str:
+    """``command`` through the shell, as DVC runs a stage's; its output, or a StageError naming it."""
+    done = subprocess.run(command, shell=True, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    output = done.stdout + done.stderr
+    if done.returncode:
+        raise StageError(f"`{command}` failed in the fresh clone {cwd} (exit {done.returncode}): {_tail(output)}")
+    return output
+
+
+def _git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise StageError(f"`git {' '.join(args)}` failed in {cwd} ({_tail(done.stderr, 1)}): --stages clones the "
+                         "git checkout the bench runs from; run it from one.")
+    return done.stdout
+
+
+@contextmanager
+def fresh_clone(repo: Path) -> Iterator[Path]:
+    """A clone of ``repo``'s HEAD in a temporary folder, removed afterwards; DVC's site cache kept inside it."""
+    head = _git(repo, "rev-parse", "HEAD").strip()
+    changed = _git(repo, "status", "--porcelain", "--untracked-files=no").splitlines()
+    if changed:
+        named = ", ".join(line[3:] for line in changed[:3]) + (" ..." if len(changed) > 3 else "")
+        print(f"warning: {len(changed)} tracked files have uncommitted changes ({named}), which the clone of HEAD "
+              f"{head[:7]} lacks: commit them to measure them")
+    with tempfile.TemporaryDirectory(prefix="bench-clone-") as tmp:
+        clone = Path(tmp) / "repo"
+        _git(Path(tmp), "clone", "--quiet", "--no-checkout", str(repo), str(clone))
+        _git(clone, "checkout", "--quiet", head)
+        (clone / ".dvc" / "config.local").write_text(f"[core]\n    site_cache_dir = {Path(tmp) / 'dvc-site'}\n")
+        yield clone
+
+
+def clone_env(clone: Path) -> dict[str, str]:
+    """This interpreter's environment for the clone: its bin first on PATH, the clone's ``pipeline`` imported, and no
+    tracking server or DVC state of the caller's (MLflow then writes the clone's own store)."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI" and not k.startswith("DVC_")}
+    return env | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", "PYTHONPATH": str(clone)}
+
+
+def configure_clone(clone: Path, overrides: Sequence[str], env: Mapping[str, str]) -> tuple[str, ...]:
+    """Regenerate the clone's params.yaml with ``overrides`` unless it already is what they compose; those applied."""
+    wanted = compose_config(overrides, clone / "conf")
+    if OmegaConf.to_container(wanted, resolve=True) == OmegaConf.to_container(load_params(clone / "params.yaml")):
+        return ()
+    _run(shlex.join(["python", "-m", "pipeline.params", *overrides]), clone, env)
+    return tuple(overrides)
+
+
+def timed_repro(clone: Path, env: Mapping[str, str]) -> tuple[float, list[DvcStage]]:
+    """``dvc repro compare`` in ``clone``: wall seconds, and each stage it reached with the time until the next."""
+    command = [sys.executable, "-m", "dvc", "repro", "compare"]
+    start = time.perf_counter()
+    with subprocess.Popen(command, cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as proc:
+        lines = [(time.perf_counter() - start, line) for line in proc.stdout or ()]
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        raise StageError(f"`dvc repro compare` failed in the fresh clone {clone} (exit {proc.returncode}): "
+                         f"{_tail(''.join(line for _, line in lines))}")
+    return seconds, dvc_stages(lines, seconds)
+
+
+def best_wall(command: str, cwd: Path, env: Mapping[str, str], runs: int) -> float:
+    return min(timed(lambda: _run(command, cwd, env))[0] for _ in range(runs))
+
+
+def measure_stages(repo: Path, overrides: Sequence[str], runs: int) -> StagesTiming:
+    with fresh_clone(repo) as clone:
+        env = clone_env(clone)
+        applied = configure_clone(clone, overrides, env)
+        repro_s, reached = timed_repro(clone, env)
+        commands = stage_commands(clone / "dvc.yaml")
+        names = [s.name for s in reached if s.name not in IN_PROCESS] + [n for n in ALSO_TIMED if n in commands]
+        standalone = {name: best_wall(commands[name], clone, env, runs) for name in names}
+        numpy_s = best_wall('python -c "import numpy"', clone, env, runs)
+    return StagesTiming(repro_s, reached, standalone, numpy_s, applied)
+
+
+def report_stages(repo: Path, overrides: Sequence[str], runs: int) -> StagesTiming:
+    timing = measure_stages(repo, overrides, runs)
+    outcomes = {o: [s.name for s in timing.dvc if s.outcome == o] for o in ("ran", "skipped", "restored")}
+    config = f"params.yaml regenerated with {' '.join(timing.overrides)}" if timing.overrides else "as committed"
+    print(f"\nstages, fresh clone of {repo} ({config}): dvc repro compare {timing.repro_s:.1f} s wall; "
+          + "; ".join(f"{o} {', '.join(names)}" for o, names in outcomes.items() if names))
+    by_name = {s.name: s for s in timing.dvc}
+    rows = []
+    for name in [*by_name, *(n for n in timing.standalone if n not in by_name)]:
+        dvc = by_name.get(name)
+        alone = timing.standalone.get(name)
+        rows.append((name, dvc.outcome if dvc else "-", dvc.seconds if dvc else "-",
+                     "in-process, below" if alone is None else alone, "-" if alone is None else alone - timing.numpy_s))
+    _print_table(["stage", "dvc", "in dvc repro (s)", f"standalone, best of {runs} (s)", "minus numpy import (s)"],
+                 rows)
+    print(f"  (in dvc repro: until DVC's next stage, its bookkeeping included; bare `python -c \"import numpy\"` "
+          f"{timing.numpy_s:.2f} s, best of {runs})")
+    return timing
+
+
+def stage_targets(timing: StagesTiming) -> list[tuple[str, float, float, bool]]:
+    """Issue 16's per-stage targets as report_targets rows."""
+    alone = timing.standalone
+    clone = "fresh clone, overridden" if timing.overrides else "fresh clone"
+    rows = [(f"dvc repro compare, {clone} (s)", timing.repro_s, 30.0, True)]
+    rows += [(f"{name} stage (s)", alone[name], bound, True) for name, bound in (("compare", 3.0), ("evaluate", 4.0))
+             if name in alone]
+    return rows + [(f"{name} minus bare numpy import (s)", s - timing.numpy_s, 1.0, True) for name, s in alone.items()]
+
+
 def report_targets(rows: Sequence[tuple[str, float, float, bool]]) -> None:
     """(target, measured, bound, lower is better) rows as measured/bound ratios: <= 1 meets the target."""
     print("\ntargets (measured / target; <= 1 meets it):")
@@ -380,8 +554,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--law-repeats", type=int, default=30)
     parser.add_argument("--law-regimes", nargs="*", default=["stateful", "stateless"])
     parser.add_argument("--law-workers", type=int, default=0, help="Keras processes (0: one per core)")
+    parser.add_argument("--stages", action="store_true",
+                        help="also time dvc repro compare and each stage on a fresh clone of HEAD (a minute or more)")
+    parser.add_argument("--stage-runs", type=int, default=2, help="standalone runs per stage with --stages (best kept)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/, before the options: engine.workers=1")
     args = parser.parse_args(argv)
+    if args.stage_runs < 1:
+        parser.error(f"--stage-runs must be at least 1, got {args.stage_runs}")
+    stages = None
+    if args.stages:
+        sizes = [f"repeats={args.repeats}", *([f"model.epochs={args.epochs}"] if args.epochs else [])]
+        stages = report_stages(PROJECT_ROOT, [*args.overrides, *sizes], args.stage_runs)
     _one_thread()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -414,8 +597,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if panel_s is not None:
             bound = 600.0 * epochs / 1000  # 10 minutes at 1000 epochs, as the large study's bound scales
             targets.append((f"panel {args.panel} end to end, {epochs} epochs (s)", panel_s, bound, True))
-        report_targets(targets)
+        report_targets(targets + (stage_targets(stages) if stages else []))
 
 
 if __name__ == "__main__":
-    main()
+    errors.cli(main)
