@@ -174,16 +174,15 @@ def test_groups_share_the_workers_by_their_work():
     assert sorted(c.plan.batch_size for c in chunks) == [1, 1, 12]
 
 
-def test_procedures_of_one_length_are_spread_over_the_chunks_so_that_they_share_one_program():
+def test_alike_procedures_share_a_chunk_so_that_its_masks_compile_away():
     problem, model = synthetic_problem(24), ModelSpec(units=1, epochs=3, learning_rate=0.01)
     seeds = repeat_seeds(4, 300)
-    procedures = [regime(stateful=True), regime(stateful=True, reset_after_epoch=False),
-                  regime(stateful=False, reset_after_epoch=False), regime(stateful=False, shuffle=True)]
+    procedures = [regime(stateful=False, shuffle=True), regime(stateful=True),
+                  regime(stateful=False, reset_after_epoch=False), regime(stateful=True, reset_after_epoch=False)]
     jobs = [TrainingJob(problem, reg, model, seeds) for reg in procedures]
     chunks = chunks_of(vec.VectorizedEngine(workers=2), jobs)
-    assert len(chunks) == 2 and chunks[0].plan == chunks[1].plan  # one program, compiled once per worker
-    for chunk in chunks:  # each holds half of every procedure's seeds
-        assert sorted((j, z - a) for j, a, z in chunk.pieces) == [(j, 150) for j in range(4)]
+    assert [(c.plan.carry, c.plan.reset) for c in chunks] == [("all", "mixed"), ("none", "none")]
+    assert [sorted(j for j, _, _ in c.pieces) for c in chunks] == [[1, 3], [0, 2]]
 
 
 def test_a_free_worker_takes_the_chunk_with_the_most_work_left():
@@ -192,13 +191,25 @@ def test_a_free_worker_takes_the_chunk_with_the_most_work_left():
             for n in (10, 40, 20)]
     chunks = chunks_of(vec.VectorizedEngine(workers=3, chunk_size=64), jobs)
     by_rows = {c.n_rows: c for c in chunks}
-    assert vec._most_work_left(chunks, []) is by_rows[40]
-    assert vec._most_work_left(chunks, [by_rows[40]]) is by_rows[20]  # the 40-row chunk is running
+    assert vec._next_chunk(chunks, [], set(), False) is by_rows[40]
+    assert vec._next_chunk(chunks, [by_rows[40]], set(), False) is by_rows[20]  # the 40-row chunk is running
     by_rows[20].done = 2  # one epoch of 20 rows left: less than three of 10
-    assert vec._most_work_left(chunks, [by_rows[40]]) is by_rows[10]
+    assert vec._next_chunk(chunks, [by_rows[40]], set(), False) is by_rows[10]
     for c in chunks:
         c.done = c.epochs
-    assert vec._most_work_left(chunks, []) is None
+    assert vec._next_chunk(chunks, [], set(), False) is None
+
+
+def test_a_worker_keeps_to_the_programs_it_has_compiled():
+    model = ModelSpec(units=1, epochs=3, learning_rate=0.01)
+    jobs = [TrainingJob(synthetic_problem(n, seed=n), regime(batch_size=1), model, repeat_seeds(4, 64))
+            for n in (10, 40, 20)]
+    chunks = chunks_of(vec.VectorizedEngine(workers=3, chunk_size=64), jobs)
+    by_rows = {c.n_rows: c for c in chunks}
+    has_10 = {by_rows[10].plan}
+    assert vec._next_chunk(chunks, [], has_10, False) is by_rows[10]  # though the 40-row chunk has more work
+    assert vec._next_chunk(chunks, [by_rows[10]], has_10, True) is None  # a queued segment compiles nothing new
+    assert vec._next_chunk(chunks, [by_rows[10]], has_10, False) is by_rows[40]  # an idle worker takes any
 
 
 def test_bad_settings_and_rows_are_refused():

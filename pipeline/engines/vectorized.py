@@ -617,11 +617,20 @@ def _chunk(jobs: list[TrainingJob], replicas: list[tuple[int, int]]) -> _Chunk:
     )
 
 
-def _most_work_left(chunks: list[_Chunk], running: Sequence[_Chunk]) -> _Chunk | None:
-    """The idle unfinished chunk with the most replica-steps left, or None: a free worker takes it, so that the
-    longest chunk (the panel's longest series) is not left to finish alone while the other workers idle."""
+def _alike(regime: StateRegime) -> tuple[bool, bool, bool]:
+    """What a chunk's masks and orders hold for the regime's replicas (carry, reset, shuffle), as a sort key."""
+    return not regime.stateful, not (regime.stateful and regime.reset_after_epoch), regime.shuffle
+
+
+def _next_chunk(chunks: list[_Chunk], running: Sequence[_Chunk], compiled: set[_Plan], queued: bool) -> _Chunk | None:
+    """The idle chunk a worker that has compiled ``compiled`` runs next, or None. Of those whose program it has,
+    the one with the most replica-steps left (so that the longest, the panel's longest series, is not left to
+    finish alone while the other workers idle); failing those, when nothing of its own is running (``queued``
+    False), any such idle chunk: compiling a program costs seconds, so a worker keeps to the ones it has."""
     idle = [c for c in chunks if c.done < c.epochs and all(c is not r for r in running)]
-    return max(idle, key=lambda c: (c.epochs - c.done) * c.plan.n_batches * c.plan.replicas, default=None)
+    own = [c for c in idle if c.plan in compiled]
+    return max(own or ([] if queued else idle), key=lambda c: (c.epochs - c.done) * c.plan.n_batches * c.plan.replicas,
+               default=None)
 
 
 def _padded_orders(seed: int, n_rows: int, longest: int, epochs: int) -> np.ndarray:
@@ -681,13 +690,14 @@ def _start_worker(parent: int) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-_POOL: dict[int, Executor] = {}  # at most one: the process's worker pool, by its size
+_POOL: dict[int, list[Executor]] = {}  # at most one: the process's workers, by their number
 
 
-def _pool(workers: int) -> Executor:
-    """The process's one worker pool, started on first use and kept, so workers keep their compiled programs."""
+def _pool(workers: int) -> list[Executor]:
+    """The process's workers, one single-process executor each (so that a chunk is sent to the worker that has its
+    program), started on first use and kept, so workers keep their compiled programs."""
     if workers not in _POOL:
-        for old in _POOL.values():  # a different size was asked for: only one pool lives at a time
+        for old in (e for lanes in _POOL.values() for e in lanes):  # another number was asked for: one set lives
             old.shutdown(cancel_futures=True)
         _POOL.clear()
         if multiprocessing.get_start_method(allow_none=True) not in multiprocessing.get_all_start_methods():
@@ -695,20 +705,21 @@ def _pool(workers: int) -> Executor:
             # parent's default start method, which it does not know; give this process a standard one.
             multiprocessing.set_start_method("spawn", force=True)
         context = multiprocessing.get_context("spawn")
-        _POOL[workers] = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                             initargs=(os.getpid(),))
-        # A process that multiprocessing started (a joblib worker running a sweep's job) joins its children when
-        # it ends, before any atexit hook: end the workers first, or the join waits on them for ever.
-        multiprocessing.util.Finalize(_POOL[workers], _end_workers, args=(_POOL[workers],), exitpriority=10)
+        _POOL[workers] = [ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker,
+                                              initargs=(os.getpid(),)) for _ in range(workers)]
+        for lane in _POOL[workers]:
+            # A process that multiprocessing started (a joblib worker running a sweep's job) joins its children
+            # when it ends, before any atexit hook: end the workers first, or the join waits on them for ever.
+            multiprocessing.util.Finalize(lane, _end_workers, args=(lane,), exitpriority=10)
     return _POOL[workers]
 
 
-def _started(pool: Executor, workers: int) -> Executor:
-    """``pool`` with its ``workers`` processes starting: the executor starts one per task submitted while none
-    is idle, so a no-op each starts them now (their start-up, seconds, overlaps the caller's preparations)."""
-    for _ in range(workers):
-        pool.submit(int)
-    return pool
+def _started(lanes: list[Executor]) -> list[Executor]:
+    """``lanes`` with their processes starting: an executor starts its process on its first task, so a no-op
+    each starts them now (their start-up, seconds of importing TensorFlow, overlaps the caller's preparations)."""
+    for lane in lanes:
+        lane.submit(int)
+    return lanes
 
 
 def _end_workers(pool: ProcessPoolExecutor) -> None:
@@ -777,24 +788,31 @@ class VectorizedEngine:
         layout = self._layout(jobs)
         workers = min(self.n_workers(), len(layout))
         device = "cpu" if not self.uses_gpu() else "gpu"
-        executor = _InProcess() if workers == 1 else _started(_pool(workers), workers)
+        lanes = [_InProcess()] if workers == 1 else _started(_pool(workers))
         chunks = [_chunk(jobs, replicas) for replicas in layout]  # while the workers import TensorFlow
         for chunk in chunks:
             saved = checkpoints.load(chunk.key) if checkpoints and chunk.key else None
             if saved is not None:
                 chunk.restore(saved)
                 _report(chunk, chunk.done, progress)
-        running: dict[Future, _Chunk] = {}
+        running: dict[Future, tuple[_Chunk, int]] = {}  # each segment in flight: its chunk and worker
+        compiled: list[set[_Plan]] = [set() for _ in lanes]  # the programs each worker has
         try:
             while True:
-                # A segment queued behind each running one, so no worker waits while this process saves a checkpoint.
-                while len(running) < 2 * workers and (chunk := _most_work_left(chunks, running.values())):
-                    running[executor.submit(_run_segment, chunk.task(), device)] = chunk
+                for lane, executor in enumerate(lanes):
+                    # A segment queued behind each running one, so no worker waits while this process saves a
+                    # checkpoint.
+                    while len(mine := [c for c, at in running.values() if at == lane]) < 2:
+                        chunk = _next_chunk(chunks, [c for c, _ in running.values()], compiled[lane], bool(mine))
+                        if chunk is None:
+                            break
+                        compiled[lane].add(chunk.plan)
+                        running[executor.submit(_run_segment, chunk.task(), device)] = (chunk, lane)
                 if not running:
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    chunk = running.pop(future)
+                    chunk, _ = running.pop(future)
                     state, losses, seconds = future.result()
                     chunk.advance(state, losses, seconds, self.segment_s)
                     if checkpoints and chunk.key:
@@ -823,10 +841,9 @@ class VectorizedEngine:
         for key, members in groups.items():
             replicas = [(i, s) for i in members for s in range(len(jobs[i].seeds))]
             n = self.n_chunks(len(replicas), share=steps[key] / sum(steps.values()))  # the group's part of the work
-            # Neighbours in length share a chunk (little idling); jobs of one length are each cut into n blocks of
-            # seeds, block by block, so that every chunk holds a like share of every procedure: the chunks run one
-            # program (each worker compiles it once) at one speed (they finish together).
-            replicas.sort(key=lambda r: (-rows[r[0]], r[1] * n // len(jobs[r[0]].seeds), r[0], r[1]))
+            # Neighbours in length share a chunk (little idling); of one length, alike procedures are neighbours:
+            # a chunk whose replicas agree on carrying state, resetting it or shuffling compiles that mask away.
+            replicas.sort(key=lambda r: (-rows[r[0]], *_alike(jobs[r[0]].regime), r[0], r[1]))
             layout += [[replicas[k] for k in part] for part in np.array_split(np.arange(len(replicas)), n)]
         return layout
 
@@ -837,8 +854,9 @@ class VectorizedEngine:
         """Every task's forecasts, in the worker pool when this process has one (its workers have TensorFlow
         loaded and their programs traced: the process that trained need not import it), else here."""
         device = "gpu" if self.uses_gpu() else "cpu"
-        executor = next(iter(_POOL.values())) if _POOL else _InProcess()
-        futures = [executor.submit(_run_forecast, _forecast_task(*task), device) for task in tasks]
+        lanes = next(iter(_POOL.values())) if _POOL else [_InProcess()]
+        futures = [lanes[i % len(lanes)].submit(_run_forecast, _forecast_task(*task), device)
+                   for i, task in enumerate(tasks)]
         return [future.result() for future in futures]
 
 
