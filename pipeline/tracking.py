@@ -447,12 +447,11 @@ def log_study(
 
 def open_study(
     cfg: DictConfig, root: Path, *, results: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame,
-    kind: str, parent: str | None = None, label: str = "", histograms: bool = True,
+    kind: str, parent: str | None = None, label: str = "",
 ) -> StudyRuns | None:
     """``log_study``'s first half, which needs only the per-repeat results: the parent run with its params and
-    metrics (unless a sweep passes its own) and every regime's finished child run, with its histogram unless
-    ``histograms`` is false (``close_study`` then logs those drawn elsewhere). ``close_study`` adds the verdicts
-    and files and finishes the parent; until then it shows as running."""
+    metrics (unless a sweep passes its own) and every regime's finished child run with its histogram.
+    ``close_study`` adds the verdicts and files and finishes the parent; until then it shows as running."""
     if not cfg.tracking.enabled:
         return None
     config = study_config(cfg)
@@ -484,7 +483,7 @@ def open_study(
         _log(cfg, parent, metrics=_metrics(study_metrics, timestamp))
         children = {
             regime: _log_regime(cfg, regime, config, by_regime[regime], headline[regime], baselines, common,
-                                parent, label, trained.get(regime), histograms)
+                                parent, label, trained.get(regime))
             for regime in config["regime"]
         }
     except BaseException:
@@ -495,16 +494,12 @@ def open_study(
 
 
 def close_study(cfg: DictConfig, root: Path, runs: StudyRuns, *, files: Sequence[Path],
-                verdicts: pd.DataFrame | None = None, label: str = "",
-                histograms: Mapping[str, Path] | None = None) -> None:
+                verdicts: pd.DataFrame | None = None, label: str = "") -> None:
     """``log_study``'s second half: the verdicts as tags (and as the parent's note), the config and ``files`` as
-    artifacts, each regime's histogram of ``histograms`` (PNG files named ``histogram.FILE``) on its run; then the
-    parent is finished, unless it is a sweep's."""
+    artifacts; then the parent is finished, unless it is a sweep's."""
     folder = "" if runs.own_parent else f"jobs/{label}/"
     note = verdict_note(verdicts) if runs.own_parent else ""
     try:
-        for regime, png in (histograms or {}).items():
-            client(tracking_uri(cfg)).log_artifact(runs.children[regime], str(png))
         _log(cfg, runs.parent, tags={**verdict_tags(verdicts, key_suffix(label)),
                                      **({MLFLOW_RUN_NOTE: note} if note else {})})
         client(tracking_uri(cfg)).log_text(runs.parent, OmegaConf.to_yaml(cfg, resolve=True), f"{folder}config.yaml")
@@ -520,7 +515,7 @@ def close_study(cfg: DictConfig, root: Path, runs: StudyRuns, *, files: Sequence
 def _log_regime(
     cfg: DictConfig, regime: str, config: Mapping[str, Any], rows: pd.DataFrame, headline: Mapping[str, float],
     baselines: pd.DataFrame, common: Mapping[str, str], parent: str, label: str,
-    trained: tuple[float, float] | None, histograms: bool = True,
+    trained: tuple[float, float] | None,
 ) -> str:
     """One regime's child run; its start and end are its training's when the train stage recorded them."""
     start, end = trained or (None, None)
@@ -537,9 +532,8 @@ def _log_regime(
         mlflow = client(tracking_uri(cfg))
         mlflow.log_text(child, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")  # what the audit rebuilds from
         mlflow.log_text(child, csv_text(rows), "results.csv")
-        if histograms:
-            figure = histogram.rmse_histogram(rows.rmse, baselines, f"{regime}: {len(rows)} repeats")
-            mlflow.log_figure(child, figure, histogram.FILE)
+        figure = histogram.rmse_histogram(rows.rmse, baselines, f"{regime}: {len(rows)} repeats")
+        mlflow.log_figure(child, figure, histogram.FILE)
     except BaseException:
         finish(cfg, child, failed=True)
         raise

@@ -186,7 +186,7 @@ def test_the_stage_logs_the_study_while_it_computes_and_fails_the_run_with_it(ev
     assert all(c.info.status == "FINISHED" and len(client.get_metric_history(c.info.run_id, "rmse_by_repeat")) == 6
                for c in children)
     assert all({"rmse_histogram.png", "results.csv"} <= {a.path for a in client.list_artifacts(c.info.run_id)}
-               for c in children)  # the histograms drawn by this process, logged onto the runs afterwards
+               for c in children)  # each drawn and logged by the tracking process
 
     paths(cfg, root).forecasts.unlink()  # the comparison fails after the regimes' runs were logged
     with pytest.raises(FileNotFoundError, match="evaluate"):

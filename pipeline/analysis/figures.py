@@ -26,16 +26,23 @@ def pyplot() -> Any:
     return plt
 
 
+def figure(**kwargs: Any) -> Any:
+    """A figure outside pyplot, which only files are made of here: importing pyplot costs half a second."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
 def save(fig: Any, path: Path) -> None:
     with io.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-    pyplot().close(fig)
+    if fig.canvas.manager is not None:  # made by pyplot, which holds it until closed
+        pyplot().close(fig)
 
 
 def boxplot(results: pd.DataFrame, order: list[str], baselines: pd.DataFrame, path: Path) -> None:
     """RMSE by regime on an axis zoomed to the bulk of every regime; repeats beyond it are drawn at its edge
     as arrows with their count, so the outliers stay visible without squashing the boxes."""
-    plt = pyplot()
     values = [results.loc[results.regime == r, "rmse"].to_numpy() for r in order]
     everything = np.concatenate(values)
     low, high = np.quantile(everything, [0.0, 0.99])
@@ -43,7 +50,8 @@ def boxplot(results: pd.DataFrame, order: list[str], baselines: pd.DataFrame, pa
     low, high = min([low, *near]), max([high, *near])
     pad = 0.04 * (high - low or 1.0)
     low, high = low - pad, high + pad
-    fig, ax = plt.subplots(figsize=(WIDTH, 5.2))
+    fig = figure(figsize=(WIDTH, 5.2))
+    ax = fig.subplots()
     ax.boxplot(values, tick_labels=order, showmeans=True, whis=(2.5, 97.5),
                flierprops={"markersize": 3, "alpha": 0.4}, meanprops={"markerfacecolor": "white"})
     for i, v in enumerate(values, start=1):
@@ -82,10 +90,9 @@ def repeats_plot(contrasts: pd.DataFrame, margin: float, confidence: float, path
 
     if contrasts.empty:  # an evidence table with no pair at all has no columns either
         contrasts = pd.DataFrame(columns=["a", "b", "estimate", "low", "high", "needed", "n"], dtype=float)
-    plt = pyplot()
     rows = max(1, len(contrasts))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 1.2 + 0.38 * rows), sharey=True,
-                                      gridspec_kw={"width_ratios": [1.4, 1]})
+    fig = figure(figsize=(WIDTH, 1.2 + 0.38 * rows))
+    left, right = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [1.4, 1]})
     y = np.arange(len(contrasts))[::-1]
     labels = [f"{a} - {b}" for a, b in zip(contrasts.a, contrasts.b, strict=True)]
     left.axvspan(-margin, margin, color="tab:green", alpha=0.12, label=f"within ±{margin:g}")
@@ -121,12 +128,13 @@ def repeats_plot(contrasts: pd.DataFrame, margin: float, confidence: float, path
 
 def forecast_plot(forecasts: pd.DataFrame, order: list[str], path: Path) -> None:
     """Forecast against actual for each test month, one panel per regime (its median repeat)."""
-    plt = pyplot()
-    cmap = plt.get_cmap("tab10")
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
     cols = min(5, len(order))
     rows = math.ceil(len(order) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(max(7.0, 2.2 * cols), 2.4 * rows + 0.8), sharex=True,
-                             sharey=True, squeeze=False)
+    fig = figure(figsize=(max(7.0, 2.2 * cols), 2.4 * rows + 0.8))
+    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
     for i, (ax, name) in enumerate(zip(axes.flat, order, strict=False)):
         steps = forecasts[forecasts.regime == name]
         ax.plot(steps.step, steps.actual, color="black", marker="o", markersize=2.5, label="actual")

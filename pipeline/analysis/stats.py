@@ -5,7 +5,9 @@ Pure functions of arrays built on scipy.stats and statsmodels; no files, no Tens
 initial weights), and then the per-repeat differences are tested. Paired regimes whose per-repeat RMSEs
 are identical are *equivalent by construction*: no test is run, since there is no variation to test.
 Intervals of many quantities at once are one vectorized bootstrap over a (k, n) array: every row is
-resampled with the same draws of repeats, which keeps the rows' pairing and costs one call.
+resampled with the same draws of repeats, which keeps the rows' pairing and costs one call. scipy.stats is
+imported where it is used: importing it takes a second, which the compare stage spends while its tracking
+process starts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from pipeline.analysis.decision import holm_adjusted
 
@@ -62,6 +63,8 @@ def rng_for(seed: int, label: str) -> np.random.Generator:
 
 def _bootstrap(samples: list[np.ndarray], statistic: Callable, boot: Bootstrap, label: str, paired: bool,
                method: str | None = None):
+    from scipy import stats
+
     def draw(method: str):
         return stats.bootstrap(
             samples, statistic, n_resamples=boot.resamples, vectorized=True, paired=paired, axis=-1,
@@ -141,6 +144,8 @@ def hodges_lehmann(diffs: np.ndarray, confidence: float) -> tuple[float, float, 
     the estimator's own companion interval, exact in coverage up to that approximation, and far cheaper than
     bootstrapping a median of n(n+1)/2 averages.
     """
+    from scipy import stats
+
     d = np.asarray(diffs, dtype=np.float64)
     n = len(d)
     i, j = np.triu_indices(n)
@@ -166,6 +171,8 @@ def quantile95(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def quantile95_ci(x: np.ndarray, confidence: float) -> tuple[float, float]:
     """Distribution-free interval of the 95th percentile from order statistics (``scipy.stats.quantile_test``)."""
+    from scipy import stats
+
     x = np.asarray(x, dtype=np.float64)
     if np.ptp(x) == 0:
         return float(x[0]), float(x[0])
@@ -202,6 +209,7 @@ def design(a: Sample, b: Sample) -> str:
 
 def _tests(x: np.ndarray, y: np.ndarray, kind: str, confidence: float) -> dict[str, object]:
     """Rank and mean tests of ``x - y`` and t intervals, paired or unpaired (not for identical samples)."""
+    from scipy import stats
     from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
     alpha = 1 - confidence

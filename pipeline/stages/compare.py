@@ -11,7 +11,6 @@ studies' as ``report.md`` / ``report.html``, so that this stage never depends on
 from __future__ import annotations
 
 import multiprocessing
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -25,7 +24,7 @@ from omegaconf import DictConfig
 
 from pipeline import data, errors, io
 from pipeline.analysis import claims as claimlist
-from pipeline.analysis import contrasts, decision, histogram, report, stats
+from pipeline.analysis import contrasts, decision, report, stats
 from pipeline.artifacts import Paths, paths
 from pipeline.params import ConfigError, load_params, regimes
 
@@ -479,36 +478,23 @@ def write(cfg: DictConfig, p: Paths, tables: report.Tables) -> Comparison:
 
 
 def _open_runs(cfg: DictConfig, root: Path) -> StudyRuns | None:
-    """The MLflow runs of every regime, from the evaluate stage's tables alone (what they log needs nothing else)."""
+    """The MLflow runs of every regime, with their histograms, from the evaluate stage's tables alone (what they
+    log needs nothing else)."""
     from pipeline import tracking  # mlflow is imported only where a run is logged, not by every import of compare
 
     p = paths(cfg, root)
     results = read_table(p.results, RESULTS_COLUMNS, "evaluate")
     return tracking.open_study(cfg, root, results=results, summary=describe(results, list(dict.fromkeys(
-        results.regime))), baselines=read_table(p.baselines, ("model", "rmse"), "evaluate"), kind="repro",
-        histograms=False)
+        results.regime))), baselines=read_table(p.baselines, ("model", "rmse"), "evaluate"), kind="repro")
 
 
-def histograms(tables: report.Tables, folder: Path) -> dict[str, Path]:
-    """Each regime's RMSE histogram as ``<folder>/<regime>/<histogram.FILE>``, for its MLflow run."""
-    drawn = {}
-    for regime, rows in tables.results.groupby("regime", sort=False):
-        png = folder / str(regime) / histogram.FILE
-        png.parent.mkdir(parents=True)
-        histogram.rmse_histogram(rows.rmse, tables.baselines, f"{regime}: {len(rows)} repeats").savefig(png)
-        drawn[str(regime)] = png
-    return drawn
-
-
-def _close_runs(cfg: DictConfig, root: Path, runs: StudyRuns, comparison: Comparison | None,
-                drawn: dict[str, Path] | None = None) -> None:
+def _close_runs(cfg: DictConfig, root: Path, runs: StudyRuns, comparison: Comparison | None) -> None:
     from pipeline import tracking
 
     if comparison is None:
         tracking.finish(cfg, runs.parent, failed=True)
     else:
-        tracking.close_study(cfg, root, runs, files=comparison.files, verdicts=comparison.tables.verdicts,
-                             histograms=drawn)
+        tracking.close_study(cfg, root, runs, files=comparison.files, verdicts=comparison.tables.verdicts)
 
 
 def main() -> None:
@@ -516,22 +502,20 @@ def main() -> None:
     if not cfg.tracking.enabled:
         run(cfg, root)
         return
-    # A second process imports MLflow, opens the store and logs every regime's run (seconds) while this one
-    # computes the comparison and draws the regimes' histograms, which then complete the runs. It is forked, so
-    # that it shares what is imported already; its errors (a store that refuses) come back as they are.
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as tracker, \
-            tempfile.TemporaryDirectory() as folder:
+    # A second process imports MLflow, opens the store and logs every regime's run with its histogram (seconds)
+    # while this one imports scipy and computes the comparison: the two take about as long. It is forked before
+    # either import, so that it shares only what both need; its errors (a store that refuses) come back as they are.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as tracker:
         opened = tracker.submit(_open_runs, cfg, root)
         try:
             comparison = run(cfg, root)
-            drawn = histograms(comparison.tables, Path(folder))
         except BaseException:
             if opened.exception() is None and opened.result() is not None:  # the study's run failed with it
                 tracker.submit(_close_runs, cfg, root, opened.result(), None).result()
             raise
         runs = opened.result()
         if runs is not None:
-            tracker.submit(_close_runs, cfg, root, runs, comparison, drawn).result()
+            tracker.submit(_close_runs, cfg, root, runs, comparison).result()
 
 
 if __name__ == "__main__":
