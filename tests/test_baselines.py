@@ -1,6 +1,10 @@
 """Classical baselines: the same walk-forward months and RMSE as the LSTMs."""
 
+import json
+import subprocess
+import sys
 from io import BytesIO
+from textwrap import dedent
 
 import numpy as np
 import pandas as pd
@@ -128,3 +132,25 @@ def test_scored_at_lag_3_under_the_same_names_on_the_same_months():
     assert lag3.loc["persistence", "rmse"] == lag1.loc["persistence", "rmse"]
     assert lag3.loc["linear_lag1_once", "rmse"] != lag1.loc["linear_lag1_once", "rmse"]
     assert "the 3 previous months' scaled differences" in lag3.loc["linear_lag1_once", "description"]
+
+
+def test_every_blas_runs_one_thread_while_the_models_fit():
+    # A fresh process, where statsmodels is not imported yet: importing it loads scipy's own BLAS, which the
+    # limit must hold too, or its threads spin through every filter step (five times the stage's CPU time).
+    code = dedent(f"""
+        import json, numpy as np, threadpoolctl
+        from omegaconf import OmegaConf
+        from pipeline.analysis import baselines
+        seen = {{}}
+        def walk_forward(raw, n, forecaster):
+            blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+            seen.update((i["filepath"], i["num_threads"]) for i in blas)
+            return np.ones(n)
+        baselines.walk_forward = walk_forward
+        baselines.score(np.arange(1.0, 37.0), 12, OmegaConf.create({dict(CFG)!r}))
+        print(json.dumps(seen))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    threads = json.loads(done.stdout)
+    assert any("scipy.libs" in path for path in threads), threads  # scipy's own, loaded by importing statsmodels
+    assert set(threads.values()) == {1}, threads

@@ -8,7 +8,8 @@ while the actual months are fed in, so that a baseline can be compared with mode
 The linear lag regression takes the LSTMs' own inputs: the ``model.lag`` previous months' differences, scaled with
 the training scaler, fitted by OLS on the training pairs. It keeps the name ``linear_lag1`` whatever the lag, so that
 results tables line up across settings (the lag is the run's ``model.lag``). statsmodels fits the models; no
-TensorFlow here.
+TensorFlow here. statsmodels (two seconds' import, with scipy) is imported by the functions that make the models, so
+that the evaluate stage scores its regimes while a second process imports it and scores these.
 """
 
 from __future__ import annotations
@@ -19,11 +20,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
-from statsmodels.regression.linear_model import OLS
-from statsmodels.tools.sm_exceptions import ModelWarning
-from statsmodels.tools.tools import add_constant
-from statsmodels.tsa.arima.model import ARIMA
-from statsmodels.tsa.holtwinters import ExponentialSmoothing
 from threadpoolctl import threadpool_limits
 
 from pipeline import data
@@ -53,6 +49,8 @@ def seasonal_naive(season: int) -> Forecaster:
 def _fit_quietly(fit: Callable[[], object]) -> object:
     # A few dozen observations routinely trip statsmodels' convergence and starting-value warnings; the
     # fits are used as they stand, as a forecaster refitting every month unattended would use them.
+    from statsmodels.tools.sm_exceptions import ModelWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ModelWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -61,6 +59,7 @@ def _fit_quietly(fit: Callable[[], object]) -> object:
 
 def exponential_smoothing(trend: str | None, train_obs: int | None = None) -> Forecaster:
     """Holt's exponential smoothing; ``train_obs`` set: parameters and initial states fitted on those alone."""
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
     def fit(history: np.ndarray):
         return _fit_quietly(ExponentialSmoothing(history, trend=trend, initialization_method="estimated").fit)
@@ -89,6 +88,8 @@ def exponential_smoothing(trend: str | None, train_obs: int | None = None) -> Fo
 
 def arima(order: Sequence[int], train_obs: int | None = None) -> Forecaster:
     """ARIMA; ``train_obs`` set: parameters fitted on those alone, then applied to every longer history."""
+    from statsmodels.tsa.arima.model import ARIMA
+
     fitted = None
 
     def forecast(history: np.ndarray) -> float:
@@ -107,6 +108,9 @@ def fit_linear_lags(history: np.ndarray, train_obs: int, interval: int, lag: int
     before it (``data.frame``'s pairs; slopes oldest first); the scaler is fitted on the first ``train_obs``
     observations' differences, as for the LSTMs. Both sides share the scaler, so the slopes are those of the raw
     differences."""
+    from statsmodels.regression.linear_model import OLS
+    from statsmodels.tools.tools import add_constant
+
     scaler = data.fit_scaler(data.difference(history[:train_obs], interval))
     x, y = data.frame(data.scale(scaler, data.difference(history, interval)), lag)
     intercept, *slopes = OLS(y, add_constant(x, has_constant="add")).fit().params
@@ -165,10 +169,12 @@ def score(
     actual = data.test_targets(raw, test_size)
     persistence = float(data.rmse(data.persistence_forecast(raw, test_size), actual))
     rows = [("persistence", persistence, "the previous month", "no parameters")]
+    made = forecasters(cfg, len(raw) - test_size, interval, lag)  # imports statsmodels, and scipy's own BLAS with it
     # The state-space filters multiply matrices a few elements wide: OpenBLAS's threads only wake and wait
-    # (10.5 s against 0.9 s on 2 busy cores for the shampoo study, the same bits), so one thread does them.
+    # (10.5 s against 0.9 s on 2 busy cores for the shampoo study, the same bits), so one thread does them. The limit
+    # holds only the BLAS libraries loaded when it is set, hence after the forecasters are made.
     with threadpool_limits(limits=1, user_api="blas"):
-        for name, (description, fit, forecaster) in forecasters(cfg, len(raw) - test_size, interval, lag).items():
+        for name, (description, fit, forecaster) in made.items():
             if fit == REFIT and not refits:
                 continue
             forecasts = walk_forward(raw, test_size, forecaster)

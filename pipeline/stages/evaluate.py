@@ -7,6 +7,8 @@ step's forecast, and the persistence and classical baselines scored on the same 
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -65,18 +67,24 @@ def score_regimes(cfg: DictConfig, p: Paths) -> tuple[pd.DataFrame, pd.DataFrame
     return pd.concat(results, ignore_index=True), pd.concat(forecasts, ignore_index=True)
 
 
-def run(cfg: DictConfig, root: Path) -> pd.DataFrame:
+def run(cfg: DictConfig, root: Path, pool: Executor | None = None) -> pd.DataFrame:
+    """Score the regimes and the baselines and write their tables. ``pool``: a process that scores the baselines while
+    this one writes the regimes' tables; without one, they are scored here, after them."""
     p = paths(cfg, root)
     results_table, forecasts = score_regimes(cfg, p)
-    raw, test_size = load_differenced(p)["raw"], cfg.data.test_size
+    args = (load_differenced(p)["raw"], cfg.data.test_size, cfg.baselines, cfg.data.interval)
+    scored = pool.submit(baselines.score, *args, lag=cfg.model.lag) if pool else None
     io.write_csv(p.results, results_table)
     io.write_csv(p.forecasts, forecasts)
-    io.write_csv(p.baselines, baselines.score(raw, test_size, cfg.baselines, cfg.data.interval, lag=cfg.model.lag))
+    io.write_csv(p.baselines, scored.result() if scored else baselines.score(*args, lag=cfg.model.lag))
     return results_table
 
 
 def main() -> None:
-    run(load_params(), Path.cwd())
+    # A second process imports statsmodels and fits the baselines (seconds, most of the stage) while this one writes
+    # the regimes' tables. It is forked, so that it shares what is imported already; its errors come back as they are.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        run(load_params(), Path.cwd(), pool)
 
 
 if __name__ == "__main__":
