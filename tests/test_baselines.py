@@ -126,6 +126,11 @@ def test_score_on_the_shampoo_series():
     assert np.isfinite(table.rmse).all() and table.description.str.len().gt(0).all()
 
 
+def test_the_walks_forward_spread_over_forked_workers_give_the_same_table():
+    pd.testing.assert_frame_equal(baselines.score(SHAMPOO, 12, CFG, workers=2), baselines.score(SHAMPOO, 12, CFG),
+                                  check_exact=True)
+
+
 def test_scored_at_lag_3_under_the_same_names_on_the_same_months():
     lag1, lag3 = (baselines.score(SHAMPOO, 12, CFG, refits=False, lag=lag).set_index("model") for lag in (1, 3))
     assert list(lag3.index) == list(lag1.index)  # results tables line up across lags

@@ -14,8 +14,11 @@ that the evaluate stage scores its regimes while a second process imports it and
 
 from __future__ import annotations
 
+import multiprocessing
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -159,24 +162,37 @@ def forecasters(
 
 
 def score(
-    raw: np.ndarray, test_size: int, cfg: DictConfig, interval: int = 1, refits: bool = True, lag: int = 1
+    raw: np.ndarray, test_size: int, cfg: DictConfig, interval: int = 1, refits: bool = True, lag: int = 1,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """RMSE over the test months of persistence and each baseline: ``model, rmse, description, fit``.
 
     ``refits`` False leaves out the models refit every month (an ARIMA refit costs seconds per month on a long
     series), keeping those fitted once on the training months, as the LSTMs are. ``lag``: the linear lag
-    regression's inputs, the LSTMs' (``model.lag``)."""
+    regression's inputs, the LSTMs' (``model.lag``). ``workers`` > 1: the baselines' walks forward spread over that
+    many processes forked once statsmodels is imported (the same bits)."""
     actual = data.test_targets(raw, test_size)
     persistence = float(data.rmse(data.persistence_forecast(raw, test_size), actual))
     rows = [("persistence", persistence, "the previous month", "no parameters")]
     made = forecasters(cfg, len(raw) - test_size, interval, lag)  # imports statsmodels, and scipy's own BLAS with it
+    names = [name for name, (_, fit, _) in made.items() if refits or fit != REFIT]
     # The state-space filters multiply matrices a few elements wide: OpenBLAS's threads only wake and wait
     # (10.5 s against 0.9 s on 2 busy cores for the shampoo study, the same bits), so one thread does them. The limit
-    # holds only the BLAS libraries loaded when it is set, hence after the forecasters are made.
+    # holds only the BLAS libraries loaded when it is set, hence after the forecasters are made; forked workers
+    # inherit it.
     with threadpool_limits(limits=1, user_api="blas"):
-        for name, (description, fit, forecaster) in made.items():
-            if fit == REFIT and not refits:
-                continue
-            forecasts = walk_forward(raw, test_size, forecaster)
-            rows.append((name, float(data.rmse(forecasts, actual)), description, fit))
+        if workers > 1:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                forecasts = list(pool.map(partial(_walk_forward, raw, test_size, cfg, interval, lag), names))
+        else:
+            forecasts = [walk_forward(raw, test_size, made[name][2]) for name in names]
+    for name, forecast in zip(names, forecasts, strict=True):
+        description, fit, _ = made[name]
+        rows.append((name, float(data.rmse(forecast, actual)), description, fit))
     return pd.DataFrame(rows, columns=["model", "rmse", "description", "fit"]).astype({"rmse": np.float64})
+
+
+def _walk_forward(raw: np.ndarray, test_size: int, cfg: DictConfig, interval: int, lag: int, name: str) -> np.ndarray:
+    """The named baseline's walk forward, its forecaster made anew: a closure cannot be sent to a worker."""
+    _, _, forecaster = forecasters(cfg, len(raw) - test_size, interval, lag)[name]
+    return walk_forward(raw, test_size, forecaster)

@@ -67,13 +67,17 @@ def score_regimes(cfg: DictConfig, p: Paths) -> tuple[pd.DataFrame, pd.DataFrame
     return pd.concat(results, ignore_index=True), pd.concat(forecasts, ignore_index=True)
 
 
+BASELINE_WORKERS = 2  # the default ARIMA's monthly refits take about as long as all the other baselines together
+
+
 def run(cfg: DictConfig, root: Path, pool: Executor | None = None) -> pd.DataFrame:
-    """Score the regimes and the baselines and write their tables. ``pool``: a process that scores the baselines while
-    this one writes the regimes' tables; without one, they are scored here, after them."""
+    """Score the regimes and the baselines and write their tables. ``pool``: a process that scores the baselines (on
+    ``BASELINE_WORKERS`` processes of its own) while this one writes the regimes' tables; without one, they are scored
+    here, after them."""
     p = paths(cfg, root)
     results_table, forecasts = score_regimes(cfg, p)
     args = (load_differenced(p)["raw"], cfg.data.test_size, cfg.baselines, cfg.data.interval)
-    scored = pool.submit(baselines.score, *args, lag=cfg.model.lag) if pool else None
+    scored = pool.submit(baselines.score, *args, lag=cfg.model.lag, workers=BASELINE_WORKERS) if pool else None
     io.write_csv(p.results, results_table)
     io.write_csv(p.forecasts, forecasts)
     io.write_csv(p.baselines, scored.result() if scored else baselines.score(*args, lag=cfg.model.lag))
