@@ -7,8 +7,7 @@ step's forecast, and the persistence and classical baselines scored on the same 
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +86,7 @@ def run(cfg: DictConfig, root: Path, pool: Executor | None = None) -> pd.DataFra
 def main() -> None:
     # A second process imports statsmodels and fits the baselines (seconds, most of the stage) while this one writes
     # the regimes' tables. It is forked, so that it shares what is imported already; its errors come back as they are.
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+    with baselines.forked_pool(1) as pool:
         run(load_params(), Path.cwd(), pool)
 
 
