@@ -1,6 +1,7 @@
 """The series and its transforms: load and validate, difference, scale, frame, and exact inverses.
 
-Pure numpy/pandas; no file here is written and TensorFlow is never imported.
+Pure numpy (pandas only for a period frequency other than monthly, quarterly or annual); no file here is written
+and TensorFlow is never imported.
 
 Index bookkeeping for a series ``x[0..n-1]`` differenced at ``interval`` k and framed at ``lag`` L:
 ``d[i] = x[i+k] - x[i]`` for ``i < m = n - k``; pair ``j`` (``0 <= j < m - L``) has the input row
@@ -62,6 +63,7 @@ class CsvFormat:
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # the models train and forecast in float32
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _HTML = re.compile(rb"^\s*(<!doctype html|<html|<head|<body)", re.IGNORECASE)
+PERIODS_PER_YEAR = {"M": 12, "Q": 4, "Y": 1}  # the pandas period frequencies whose ordinals are counted here
 
 
 def sha256(data: bytes) -> str:
@@ -222,9 +224,7 @@ def _check_periods(periods: list[str], lines: list[int], *, source: str, fmt: Cs
                 f"{fmt.date_prefix!r}; set data.date_format and data.date_prefix to match the file."
             )
         parsed.append(when)
-    import pandas as pd  # here: the stages that parse no series start half a second sooner
-
-    ordinals = [pd.Period(when, freq=fmt.frequency).ordinal for when in parsed]
+    ordinals = [period_ordinal(when, fmt.frequency) for when in parsed]
     for i in range(1, len(parsed)):
         if parsed[i] <= parsed[i - 1]:
             raise DataError(f"{source} line {lines[i]}: periods must increase, but {periods[i]!r} follows "
@@ -235,6 +235,8 @@ def _check_periods(periods: list[str], lines: list[int], *, source: str, fmt: Cs
             raise DataError(f"{source} lines {lines[i - 1]} and {lines[i]}: {periods[i - 1]!r} and {periods[i]!r} "
                             f"fall in the same {fmt.frequency!r} period; set data.frequency to the series' own.")
         if step > 1:
+            import pandas as pd  # only to name the missing period
+
             missing = pd.Period(parsed[i - 1], freq=fmt.frequency) + 1
             more = f" and {step - 2} more" if step > 2 else ""
             raise DataError(
@@ -242,6 +244,18 @@ def _check_periods(periods: list[str], lines: list[int], *, source: str, fmt: Cs
                 f"{lines[i]} ({periods[i]!r}) at data.frequency={fmt.frequency}: add the missing period, or set "
                 "data.frequency to the series' own."
             )
+
+
+def period_ordinal(when: datetime, frequency: str) -> int:
+    """pandas' ``Period(when, freq=frequency).ordinal``, the periods since 1970's first one. Counted here for the
+    frequencies in :data:`PERIODS_PER_YEAR` (``tests/test_data.py`` holds them to pandas'), since importing pandas
+    would cost every stage that parses the series more than its work; pandas is asked for any other."""
+    per_year = PERIODS_PER_YEAR.get(frequency)
+    if per_year is None:
+        import pandas as pd
+
+        return pd.Period(when, freq=frequency).ordinal
+    return (when.year - 1970) * per_year + (when.month - 1) * per_year // 12
 
 
 def _check_scale(values: np.ndarray, lines: list[int], source: str, interval: int) -> None:

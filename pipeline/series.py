@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import dataclass
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ import yaml
 from pipeline import data
 
 SERIES_DIR = Path(__file__).resolve().parent.parent / "conf" / "series"
-PERIODS_PER_YEAR = {"monthly": 12, "quarterly": 4, "annual": 1}
 TRANSFORMS = ("none", "log")
 _KEYS = {"name", "description", "source", "frequency", "season", "test_size", "origins", "origin_step", "interval",
          "transform"}
@@ -34,6 +32,7 @@ _CSV_KEYS = {"date_column", "value_column", "date_format", "date_prefix"}
 # How a CSV source is written, where its file does not say: the shampoo study's defaults (data.* keys).
 _CSV_DEFAULTS = {"header": True, "delimiter": ",", "decimal": ".", "thousands": None, "encoding": "utf-8"}
 PANDAS_FREQUENCY = {"monthly": "M", "quarterly": "Q", "annual": "Y"}
+PERIODS_PER_YEAR = {name: data.PERIODS_PER_YEAR[alias] for name, alias in PANDAS_FREQUENCY.items()}
 
 
 class SeriesError(data.DataError):
@@ -175,15 +174,7 @@ def _read_source(spec: SeriesSpec) -> tuple[tuple[str, ...], np.ndarray]:
                                    min_length=1)
     except data.DataError as err:  # the study's parser names its own config keys: here they are the series file's
         raise SeriesError(str(err).replace("data.frequency=", "frequency ").replace("data.", "source.")) from None
-    stamps = [datetime.strptime(source["date_prefix"] + p, source["date_format"]) for p in parsed.periods]
-    index = np.array([_period_index(s, spec.frequency) for s in stamps])
-    _check_spacing(spec, parsed.periods, index)
-    return parsed.periods, parsed.values
-
-
-def _period_index(stamp: datetime, frequency: str) -> int:
-    per_year = PERIODS_PER_YEAR[frequency]
-    return stamp.year * per_year + (stamp.month - 1) * per_year // 12
+    return parsed.periods, parsed.values  # the parser has checked one row per period at the series' frequency
 
 
 def _read_rdataset(spec: SeriesSpec) -> tuple[tuple[str, ...], np.ndarray]:

@@ -1,6 +1,14 @@
 """Classical baselines: the same walk-forward months and RMSE as the LSTMs."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from io import BytesIO
+from pathlib import Path
+from textwrap import dedent
 
 import numpy as np
 import pandas as pd
@@ -122,9 +130,68 @@ def test_score_on_the_shampoo_series():
     assert np.isfinite(table.rmse).all() and table.description.str.len().gt(0).all()
 
 
+def test_the_walks_forward_spread_over_forked_workers_give_the_same_table():
+    pd.testing.assert_frame_equal(baselines.score(SHAMPOO, 12, CFG, workers=2), baselines.score(SHAMPOO, 12, CFG),
+                                  check_exact=True)
+
+
 def test_scored_at_lag_3_under_the_same_names_on_the_same_months():
     lag1, lag3 = (baselines.score(SHAMPOO, 12, CFG, refits=False, lag=lag).set_index("model") for lag in (1, 3))
     assert list(lag3.index) == list(lag1.index)  # results tables line up across lags
     assert lag3.loc["persistence", "rmse"] == lag1.loc["persistence", "rmse"]
     assert lag3.loc["linear_lag1_once", "rmse"] != lag1.loc["linear_lag1_once", "rmse"]
     assert "the 3 previous months' scaled differences" in lag3.loc["linear_lag1_once", "description"]
+
+
+def test_every_blas_runs_one_thread_while_the_models_fit():
+    # A fresh process, where statsmodels is not imported yet: importing it loads scipy's own BLAS, which the
+    # limit must hold too, or its threads spin through every filter step (five times the stage's CPU time).
+    code = dedent(f"""
+        import json, numpy as np, threadpoolctl
+        from omegaconf import OmegaConf
+        from pipeline.analysis import baselines
+        seen = {{}}
+        def walk_forward(raw, n, forecaster):
+            blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+            seen.update((i["filepath"], i["num_threads"]) for i in blas)
+            return np.ones(n)
+        baselines.walk_forward = walk_forward
+        baselines.score(np.arange(1.0, 37.0), 12, OmegaConf.create({dict(CFG)!r}))
+        print(json.dumps(seen))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    threads = json.loads(done.stdout)
+    assert any("scipy.libs" in path for path in threads), threads  # scipy's own, loaded by importing statsmodels
+    assert set(threads.values()) == {1}, threads
+
+
+def test_forked_workers_and_theirs_end_when_their_parent_is_killed():
+    code = dedent("""
+        import os, time
+        from pipeline.analysis import baselines
+        pools = [baselines.forked_pool(1)]
+        def inner():
+            pools.append(baselines.forked_pool(1))  # kept open: its worker waits for work
+            return [os.getpid(), pools[-1].submit(os.getpid).result()]
+        print(*pools[0].submit(inner).result(), flush=True)
+        time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:  # a failure leaves nothing behind either
+        os.kill(pid, signal.SIGKILL)
+    assert not left
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited, whether or not anything reaps it

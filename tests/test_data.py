@@ -1,3 +1,5 @@
+import calendar
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +168,31 @@ def test_bad_input_is_named(name):
     raw, message = BAD_INPUTS[name]
     with pytest.raises(data.DataError, match=message):
         parse(raw)
+
+
+@pytest.mark.parametrize("frequency", sorted(data.PERIODS_PER_YEAR))
+def test_the_period_ordinals_counted_without_pandas_are_pandas_own(frequency):
+    import pandas as pd
+
+    for year in sorted({*range(1, 10_000, 37), *range(1890, 2111), 9999}):
+        for month in range(1, 13):
+            last_day = calendar.monthrange(year, month)[1]  # both sides of every month's and quarter's boundary
+            for when in (datetime(year, month, 1), datetime(year, month, last_day, 23, 59, 59, 999_999)):
+                assert data.period_ordinal(when, frequency) == pd.Period(when, freq=frequency).ordinal, when
+
+
+@pytest.mark.parametrize(("frequency", "date_format", "periods", "message"), [
+    ("Q", "%Y-%m", ["2001-01", "2001-04", "2001-10"], "no row for 2001Q3 between line 3 .* and line 4"),
+    ("Q", "%Y-%m", ["2001-01", "2001-02"], "'2001-01' and '2001-02' fall in the same 'Q' period"),
+    ("Y", "%Y-%m", ["1999-12", "2000-01", "2002-01"], "no row for 2001 between line 3"),
+    ("D", "%Y-%m-%d", ["2000-02-28", "2000-03-01"], "no row for 2000-02-29 between line 2"),  # pandas' count
+])
+def test_every_period_frequency_finds_gaps_and_doubles(frequency, date_format, periods, message):
+    fmt = data.CsvFormat(date_column="when", value_column="x", date_format=date_format, date_prefix="",
+                         frequency=frequency, header=True, delimiter=",", decimal=".", thousands=None, encoding="utf-8")
+    raw = "when,x\n" + "".join(f"{period},1\n" for period in periods)
+    with pytest.raises(data.DataError, match=message):
+        data.parse_series(raw.encode(), source="test.csv", fmt=fmt, interval=1, min_length=1)
 
 
 def test_missing_file_names_the_fix(tmp_path: Path):

@@ -1,9 +1,12 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline import data
 from pipeline.errors import MissingInput
+from pipeline.params import PROJECT_ROOT
 from pipeline.stages import fetch
 
 
@@ -86,3 +89,17 @@ def test_invalid_file_leaves_no_output(compose, tmp_path):
     with pytest.raises(data.DataError, match="finite number"):
         fetch.run(cfg, tmp_path / "study")
     assert not (tmp_path / "study" / cfg.paths.raw).exists()
+
+
+def test_the_light_stages_parse_the_series_without_pandas():
+    # each of them would start slower than all its work by importing pandas (or worse)
+    code = "\n".join([
+        "import sys",
+        "from pipeline.params import load_params",
+        "from pipeline.stages import difference, fetch, frame",
+        "cfg = load_params()",
+        "fetch.parse(fetch.packaged(cfg.data.packaged), cfg.data, 'shampoo', cfg.model.lag)",
+        "print(sorted({'pandas', 'scipy', 'sklearn', 'statsmodels', 'tensorflow'} & set(sys.modules)))",
+    ])
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -8,22 +8,24 @@ while the actual months are fed in, so that a baseline can be compared with mode
 The linear lag regression takes the LSTMs' own inputs: the ``model.lag`` previous months' differences, scaled with
 the training scaler, fitted by OLS on the training pairs. It keeps the name ``linear_lag1`` whatever the lag, so that
 results tables line up across settings (the lag is the run's ``model.lag``). statsmodels fits the models; no
-TensorFlow here.
+TensorFlow here. statsmodels (two seconds' import, with scipy) is imported by the functions that make the models, so
+that the evaluate stage scores its regimes while a second process imports it and scores these.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
-from statsmodels.regression.linear_model import OLS
-from statsmodels.tools.sm_exceptions import ModelWarning
-from statsmodels.tools.tools import add_constant
-from statsmodels.tsa.arima.model import ARIMA
-from statsmodels.tsa.holtwinters import ExponentialSmoothing
 from threadpoolctl import threadpool_limits
 
 from pipeline import data
@@ -53,6 +55,8 @@ def seasonal_naive(season: int) -> Forecaster:
 def _fit_quietly(fit: Callable[[], object]) -> object:
     # A few dozen observations routinely trip statsmodels' convergence and starting-value warnings; the
     # fits are used as they stand, as a forecaster refitting every month unattended would use them.
+    from statsmodels.tools.sm_exceptions import ModelWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ModelWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -61,6 +65,7 @@ def _fit_quietly(fit: Callable[[], object]) -> object:
 
 def exponential_smoothing(trend: str | None, train_obs: int | None = None) -> Forecaster:
     """Holt's exponential smoothing; ``train_obs`` set: parameters and initial states fitted on those alone."""
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
     def fit(history: np.ndarray):
         return _fit_quietly(ExponentialSmoothing(history, trend=trend, initialization_method="estimated").fit)
@@ -89,6 +94,8 @@ def exponential_smoothing(trend: str | None, train_obs: int | None = None) -> Fo
 
 def arima(order: Sequence[int], train_obs: int | None = None) -> Forecaster:
     """ARIMA; ``train_obs`` set: parameters fitted on those alone, then applied to every longer history."""
+    from statsmodels.tsa.arima.model import ARIMA
+
     fitted = None
 
     def forecast(history: np.ndarray) -> float:
@@ -107,6 +114,9 @@ def fit_linear_lags(history: np.ndarray, train_obs: int, interval: int, lag: int
     before it (``data.frame``'s pairs; slopes oldest first); the scaler is fitted on the first ``train_obs``
     observations' differences, as for the LSTMs. Both sides share the scaler, so the slopes are those of the raw
     differences."""
+    from statsmodels.regression.linear_model import OLS
+    from statsmodels.tools.tools import add_constant
+
     scaler = data.fit_scaler(data.difference(history[:train_obs], interval))
     x, y = data.frame(data.scale(scaler, data.difference(history, interval)), lag)
     intercept, *slopes = OLS(y, add_constant(x, has_constant="add")).fit().params
@@ -155,22 +165,53 @@ def forecasters(
 
 
 def score(
-    raw: np.ndarray, test_size: int, cfg: DictConfig, interval: int = 1, refits: bool = True, lag: int = 1
+    raw: np.ndarray, test_size: int, cfg: DictConfig, interval: int = 1, refits: bool = True, lag: int = 1,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """RMSE over the test months of persistence and each baseline: ``model, rmse, description, fit``.
 
     ``refits`` False leaves out the models refit every month (an ARIMA refit costs seconds per month on a long
     series), keeping those fitted once on the training months, as the LSTMs are. ``lag``: the linear lag
-    regression's inputs, the LSTMs' (``model.lag``)."""
+    regression's inputs, the LSTMs' (``model.lag``). ``workers`` > 1: the baselines' walks forward spread over that
+    many processes forked once statsmodels is imported (the same bits)."""
     actual = data.test_targets(raw, test_size)
     persistence = float(data.rmse(data.persistence_forecast(raw, test_size), actual))
     rows = [("persistence", persistence, "the previous month", "no parameters")]
+    made = forecasters(cfg, len(raw) - test_size, interval, lag)  # imports statsmodels, and scipy's own BLAS with it
+    names = [name for name, (_, fit, _) in made.items() if refits or fit != REFIT]
     # The state-space filters multiply matrices a few elements wide: OpenBLAS's threads only wake and wait
-    # (10.5 s against 0.9 s on 2 busy cores for the shampoo study, the same bits), so one thread does them.
+    # (10.5 s against 0.9 s on 2 busy cores for the shampoo study, the same bits), so one thread does them. The limit
+    # holds only the BLAS libraries loaded when it is set, hence after the forecasters are made; forked workers
+    # inherit it.
     with threadpool_limits(limits=1, user_api="blas"):
-        for name, (description, fit, forecaster) in forecasters(cfg, len(raw) - test_size, interval, lag).items():
-            if fit == REFIT and not refits:
-                continue
-            forecasts = walk_forward(raw, test_size, forecaster)
-            rows.append((name, float(data.rmse(forecasts, actual)), description, fit))
+        if workers > 1:
+            with forked_pool(workers) as pool:
+                forecasts = list(pool.map(partial(_walk_forward, raw, test_size, cfg, interval, lag), names))
+        else:
+            forecasts = [walk_forward(raw, test_size, made[name][2]) for name in names]
+    for name, forecast in zip(names, forecasts, strict=True):
+        description, fit, _ = made[name]
+        rows.append((name, float(data.rmse(forecast, actual)), description, fit))
     return pd.DataFrame(rows, columns=["model", "rmse", "description", "fit"]).astype({"rmse": np.float64})
+
+
+def _walk_forward(raw: np.ndarray, test_size: int, cfg: DictConfig, interval: int, lag: int, name: str) -> np.ndarray:
+    """The named baseline's walk forward, its forecaster made anew: a closure cannot be sent to a worker."""
+    _, _, forecaster = forecasters(cfg, len(raw) - test_size, interval, lag)[name]
+    return walk_forward(raw, test_size, forecaster)
+
+
+def forked_pool(workers: int) -> ProcessPoolExecutor:
+    """``workers`` processes forked from this one, so sharing what it has imported, that end when it is gone."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_exit_with_parent,
+                               initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent: int) -> None:
+    # Even a parent killed with -9, which nothing would tell its workers: they would wait for work for ever.
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()

@@ -7,6 +7,7 @@ step's forecast, and the persistence and classical baselines scored on the same 
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
@@ -65,18 +66,28 @@ def score_regimes(cfg: DictConfig, p: Paths) -> tuple[pd.DataFrame, pd.DataFrame
     return pd.concat(results, ignore_index=True), pd.concat(forecasts, ignore_index=True)
 
 
-def run(cfg: DictConfig, root: Path) -> pd.DataFrame:
+BASELINE_WORKERS = 2  # the default ARIMA's monthly refits take about as long as all the other baselines together
+
+
+def run(cfg: DictConfig, root: Path, pool: Executor | None = None) -> pd.DataFrame:
+    """Score the regimes and the baselines and write their tables. ``pool``: a process that scores the baselines (on
+    ``BASELINE_WORKERS`` processes of its own) while this one writes the regimes' tables; without one, they are scored
+    here, after them."""
     p = paths(cfg, root)
     results_table, forecasts = score_regimes(cfg, p)
-    raw, test_size = load_differenced(p)["raw"], cfg.data.test_size
+    args = (load_differenced(p)["raw"], cfg.data.test_size, cfg.baselines, cfg.data.interval)
+    scored = pool.submit(baselines.score, *args, lag=cfg.model.lag, workers=BASELINE_WORKERS) if pool else None
     io.write_csv(p.results, results_table)
     io.write_csv(p.forecasts, forecasts)
-    io.write_csv(p.baselines, baselines.score(raw, test_size, cfg.baselines, cfg.data.interval, lag=cfg.model.lag))
+    io.write_csv(p.baselines, scored.result() if scored else baselines.score(*args, lag=cfg.model.lag))
     return results_table
 
 
 def main() -> None:
-    run(load_params(), Path.cwd())
+    # A second process imports statsmodels and fits the baselines (seconds, most of the stage) while this one writes
+    # the regimes' tables. It is forked, so that it shares what is imported already; its errors come back as they are.
+    with baselines.forked_pool(1) as pool:
+        run(load_params(), Path.cwd(), pool)
 
 
 if __name__ == "__main__":
