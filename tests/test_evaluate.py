@@ -32,7 +32,7 @@ def test_the_baselines_scored_by_a_forked_process_meanwhile_are_the_same_bytes(p
     io.save_arrays(p.scaled_forecasts("stateful"), {"forecasts": forecasts, "seeds": np.arange(cfg.repeats)})
     evaluate.run(cfg, root)
     alone = [path.read_bytes() for path in (p.results, p.forecasts, p.baselines)]
-    with evaluate.baselines.forked_pool(1) as pool:  # as main() scores them
+    with evaluate.processes.forked_pool(1) as pool:  # as main() scores them
         evaluate.run(cfg, root, pool)
     assert [path.read_bytes() for path in (p.results, p.forecasts, p.baselines)] == alone
 

@@ -14,13 +14,8 @@ that the evaluate stage scores its regimes while a second process imports it and
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import threading
-import time
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -28,7 +23,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from threadpoolctl import threadpool_limits
 
-from pipeline import data
+from pipeline import data, processes
 
 Forecaster = Callable[[np.ndarray], float]  # every observation so far -> forecast of the next one
 REFIT, ONCE = "refit every month", "fitted once on the training months"
@@ -185,7 +180,7 @@ def score(
     # inherit it.
     with threadpool_limits(limits=1, user_api="blas"):
         if workers > 1:
-            with forked_pool(workers) as pool:
+            with processes.forked_pool(workers) as pool:
                 forecasts = list(pool.map(partial(_walk_forward, raw, test_size, cfg, interval, lag), names))
         else:
             forecasts = [walk_forward(raw, test_size, made[name][2]) for name in names]
@@ -199,19 +194,3 @@ def _walk_forward(raw: np.ndarray, test_size: int, cfg: DictConfig, interval: in
     """The named baseline's walk forward, its forecaster made anew: a closure cannot be sent to a worker."""
     _, _, forecaster = forecasters(cfg, len(raw) - test_size, interval, lag)[name]
     return walk_forward(raw, test_size, forecaster)
-
-
-def forked_pool(workers: int) -> ProcessPoolExecutor:
-    """``workers`` processes forked from this one, so sharing what it has imported, that end when it is gone."""
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_exit_with_parent,
-                               initargs=(os.getpid(),))
-
-
-def _exit_with_parent(parent: int) -> None:
-    # Even a parent killed with -9, which nothing would tell its workers: they would wait for work for ever.
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.2)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()

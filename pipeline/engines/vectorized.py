@@ -31,7 +31,6 @@ import multiprocessing
 import multiprocessing.util
 import os
 import signal
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import processes
 from pipeline.engines.base import (
     WEIGHT_NAMES,
     Checkpoints,
@@ -673,15 +673,8 @@ def _assemble(jobs: list[TrainingJob], chunks: list[_Chunk]) -> list[TrainedRepl
     return trained
 
 
-def _exit_with_parent(parent: int) -> None:
-    """End this worker as soon as its parent is gone (even killed with -9: nothing else would tell it)."""
-    while os.getppid() == parent:
-        time.sleep(0.2)
-    os._exit(1)
-
-
 def _start_worker(parent: int) -> None:
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    processes.watch_parent(parent)
     for warning in (signal.SIGUSR1, signal.SIGUSR2):  # Slurm's time-limit warnings are the job's to handle
         signal.signal(warning, signal.SIG_IGN)  # (it checkpoints or requeues; these workers end with it)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -10,8 +10,6 @@ studies' as ``report.md`` / ``report.html``, so that this stage never depends on
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from io import BytesIO
@@ -22,7 +20,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline import data, errors, io
+from pipeline import data, errors, io, processes
 from pipeline.analysis import claims as claimlist
 from pipeline.analysis import contrasts, decision, report, stats
 from pipeline.artifacts import Paths, paths
@@ -505,7 +503,7 @@ def main() -> None:
     # A second process imports MLflow, opens the store and logs every regime's run with its histogram (seconds)
     # while this one imports scipy and computes the comparison: the two take about as long. It is forked before
     # either import, so that it shares only what both need; its errors (a store that refuses) come back as they are.
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as tracker:
+    with processes.forked_pool(1) as tracker:
         opened = tracker.submit(_open_runs, cfg, root)
         try:
             comparison = run(cfg, root)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline import data, errors, io
+from pipeline import data, errors, io, processes
 from pipeline.analysis import baselines
 from pipeline.artifacts import Paths, load_differenced, load_scaler, paths
 from pipeline.errors import MissingInput
@@ -86,7 +86,7 @@ def run(cfg: DictConfig, root: Path, pool: Executor | None = None) -> pd.DataFra
 def main() -> None:
     # A second process imports statsmodels and fits the baselines (seconds, most of the stage) while this one writes
     # the regimes' tables. It is forked, so that it shares what is imported already; its errors come back as they are.
-    with baselines.forked_pool(1) as pool:
+    with processes.forked_pool(1) as pool:
         run(load_params(), Path.cwd(), pool)
 
 
