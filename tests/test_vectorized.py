@@ -191,13 +191,13 @@ def test_a_free_worker_takes_the_chunk_with_the_most_work_left():
             for n in (10, 40, 20)]
     chunks = chunks_of(vec.VectorizedEngine(workers=3, chunk_size=64), jobs)
     by_rows = {c.n_rows: c for c in chunks}
-    assert vec._next_chunk(chunks, [], set(), False) is by_rows[40]
-    assert vec._next_chunk(chunks, [by_rows[40]], set(), False) is by_rows[20]  # the 40-row chunk is running
+    assert vec._next_chunk(chunks, [], [set()], 0, False) is by_rows[40]
+    assert vec._next_chunk(chunks, [by_rows[40]], [set()], 0, False) is by_rows[20]  # the 40-row chunk is running
     by_rows[20].done = 2  # one epoch of 20 rows left: less than three of 10
-    assert vec._next_chunk(chunks, [by_rows[40]], set(), False) is by_rows[10]
+    assert vec._next_chunk(chunks, [by_rows[40]], [set()], 0, False) is by_rows[10]
     for c in chunks:
         c.done = c.epochs
-    assert vec._next_chunk(chunks, [], set(), False) is None
+    assert vec._next_chunk(chunks, [], [set()], 0, False) is None
 
 
 def test_a_worker_keeps_to_the_programs_it_has_compiled():
@@ -206,10 +206,13 @@ def test_a_worker_keeps_to_the_programs_it_has_compiled():
             for n in (10, 40, 20)]
     chunks = chunks_of(vec.VectorizedEngine(workers=3, chunk_size=64), jobs)
     by_rows = {c.n_rows: c for c in chunks}
-    has_10 = {by_rows[10].plan}
-    assert vec._next_chunk(chunks, [], has_10, False) is by_rows[10]  # though the 40-row chunk has more work
-    assert vec._next_chunk(chunks, [by_rows[10]], has_10, True) is None  # a queued segment compiles nothing new
-    assert vec._next_chunk(chunks, [by_rows[10]], has_10, False) is by_rows[40]  # an idle worker takes any
+    compiled = [{by_rows[10].plan}, {by_rows[40].plan}]
+    assert vec._next_chunk(chunks, [], compiled, 0, False) is by_rows[10]  # though the 40-row chunk has more work
+    # With its own running, the worker queues one that no worker has, not one another worker has compiled
+    assert vec._next_chunk(chunks, [by_rows[10]], compiled, 0, True) is by_rows[20]
+    compiled[1].add(by_rows[20].plan)
+    assert vec._next_chunk(chunks, [by_rows[10]], compiled, 0, True) is None
+    assert vec._next_chunk(chunks, [by_rows[10]], compiled, 0, False) is by_rows[40]  # an idle worker takes any
 
 
 def test_bad_settings_and_rows_are_refused():

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import multiprocessing
 import multiprocessing.util
@@ -622,15 +623,19 @@ def _alike(regime: StateRegime) -> tuple[bool, bool, bool]:
     return not regime.stateful, not (regime.stateful and regime.reset_after_epoch), regime.shuffle
 
 
-def _next_chunk(chunks: list[_Chunk], running: Sequence[_Chunk], compiled: set[_Plan], queued: bool) -> _Chunk | None:
-    """The idle chunk a worker that has compiled ``compiled`` runs next, or None. Of those whose program it has,
-    the one with the most replica-steps left (so that the longest, the panel's longest series, is not left to
-    finish alone while the other workers idle); failing those, when nothing of its own is running (``queued``
-    False), any such idle chunk: compiling a program costs seconds, so a worker keeps to the ones it has."""
+def _next_chunk(
+    chunks: list[_Chunk], running: Sequence[_Chunk], compiled: Sequence[set[_Plan]], lane: int, queued: bool
+) -> _Chunk | None:
+    """The idle chunk worker ``lane`` runs next (``compiled``: the programs each worker has), or None: compiling
+    a program costs seconds, so a worker keeps to its own; failing those, it takes one that no worker has, even
+    queued behind its running segment (so the panel's many programs and the study's small batch-12 one start
+    early, none left to run alone at the end); and with nothing of its own running, any. Of each kind, the one
+    with the most replica-steps left, so that the longest is not left to finish alone while the others idle."""
     idle = [c for c in chunks if c.done < c.epochs and all(c is not r for r in running)]
-    own = [c for c in idle if c.plan in compiled]
-    return max(own or ([] if queued else idle), key=lambda c: (c.epochs - c.done) * c.plan.n_batches * c.plan.replicas,
-               default=None)
+    unclaimed = [c for c in idle if not any(c.plan in plans for plans in compiled)]
+    own = [c for c in idle if c.plan in compiled[lane]]
+    return max(own or unclaimed or ([] if queued else idle),
+               key=lambda c: (c.epochs - c.done) * c.plan.n_batches * c.plan.replicas, default=None)
 
 
 def _padded_orders(seed: int, n_rows: int, longest: int, epochs: int) -> np.ndarray:
@@ -792,13 +797,11 @@ class VectorizedEngine:
         compiled: list[set[_Plan]] = [set() for _ in lanes]  # the programs each worker has
         try:
             while True:
-                for lane, executor in enumerate(lanes):
-                    # A segment queued behind each running one, so no worker waits while this process saves a
-                    # checkpoint.
-                    while len(mine := [c for c, at in running.values() if at == lane]) < 2:
-                        chunk = _next_chunk(chunks, [c for c, _ in running.values()], compiled[lane], bool(mine))
-                        if chunk is None:
-                            break
+                # Each worker's running segment first, then one queued behind it, so that no worker waits while
+                # this process saves a checkpoint.
+                for depth, (lane, executor) in itertools.product((0, 1), enumerate(lanes)):
+                    if sum(at == lane for _, at in running.values()) == depth and (chunk := _next_chunk(
+                            chunks, [c for c, _ in running.values()], compiled, lane, queued=depth > 0)):
                         compiled[lane].add(chunk.plan)
                         running[executor.submit(_run_segment, chunk.task(), device)] = (chunk, lane)
                 if not running:
