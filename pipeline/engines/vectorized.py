@@ -721,10 +721,10 @@ def _started(lanes: list[Executor]) -> list[Executor]:
 
 
 def _end_workers(pool: ProcessPoolExecutor) -> None:
-    processes = list((pool._processes or {}).values())  # the executor has no public handle on its processes
+    workers = list((pool._processes or {}).values())  # the executor has no public handle on its processes
     pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.kill()  # they hold no work: whatever they trained is checkpointed or returned
+    for worker in workers:
+        worker.kill()  # they hold no work: whatever they trained is checkpointed or returned
 
 
 class _InProcess(Executor):
