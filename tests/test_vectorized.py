@@ -185,12 +185,17 @@ def test_alike_procedures_share_a_chunk_so_that_its_masks_compile_away():
     assert [sorted(j for j, _, _ in c.pieces) for c in chunks] == [[1, 3], [0, 2]]
 
 
-def test_a_free_worker_takes_the_chunk_with_the_most_work_left():
+def chunks_of_three_lengths() -> tuple[list, dict]:
+    """Three one-chunk jobs of 10, 40 and 20 rows: the chunks, and each by its rows."""
     model = ModelSpec(units=1, epochs=3, learning_rate=0.01)
     jobs = [TrainingJob(synthetic_problem(n, seed=n), regime(batch_size=1), model, repeat_seeds(4, 64))
             for n in (10, 40, 20)]
     chunks = chunks_of(vec.VectorizedEngine(workers=3, chunk_size=64), jobs)
-    by_rows = {c.n_rows: c for c in chunks}
+    return chunks, {c.n_rows: c for c in chunks}
+
+
+def test_a_free_worker_takes_the_chunk_with_the_most_work_left():
+    chunks, by_rows = chunks_of_three_lengths()
     assert vec._next_chunk(chunks, [], [set()], 0, False) is by_rows[40]
     assert vec._next_chunk(chunks, [by_rows[40]], [set()], 0, False) is by_rows[20]  # the 40-row chunk is running
     by_rows[20].done = 2  # one epoch of 20 rows left: less than three of 10
@@ -201,11 +206,7 @@ def test_a_free_worker_takes_the_chunk_with_the_most_work_left():
 
 
 def test_a_worker_keeps_to_the_programs_it_has_compiled():
-    model = ModelSpec(units=1, epochs=3, learning_rate=0.01)
-    jobs = [TrainingJob(synthetic_problem(n, seed=n), regime(batch_size=1), model, repeat_seeds(4, 64))
-            for n in (10, 40, 20)]
-    chunks = chunks_of(vec.VectorizedEngine(workers=3, chunk_size=64), jobs)
-    by_rows = {c.n_rows: c for c in chunks}
+    chunks, by_rows = chunks_of_three_lengths()
     compiled = [{by_rows[10].plan}, {by_rows[40].plan}]
     assert vec._next_chunk(chunks, [], compiled, 0, False) is by_rows[10]  # though the 40-row chunk has more work
     # With its own running, the worker queues one that no worker has, not one another worker has compiled
