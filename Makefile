@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11 and pip:
-#   make study   installs into .venv and runs the shampoo study on the embedded defaults (dvc repro compare), then
+#   make study   installs into .venv, runs the shampoo study on the embedded defaults and logs it to MLflow
+#                (dvc repro track: fetch to compare, then track), then
 #                puts its report together with the other studies' committed sections (dvc repro --single-item report)
 #   make test    installs into .venv and runs the test suite
 PYTHON ?= python3
@@ -19,7 +20,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 install: $(BIN)/.installed
 
 study: install
-	dvc repro compare && dvc repro --single-item report
+	dvc repro track && dvc repro --single-item report
 
 test: install
 	pytest

@@ -154,6 +154,7 @@ class Paths(Group):
     se_data: Text
     forecast_data: Text
     shampoo_report: Text
+    tracked: Text
     report_md: Text
     report_html: Text
     alphabet_report: Text

@@ -38,7 +38,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, wraps
 from pathlib import Path
@@ -430,16 +430,18 @@ def finish(cfg: DictConfig, run_id: str, failed: bool = False, end: float | None
 def log_study(
     cfg: DictConfig, root: Path, *, results: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame,
     files: Sequence[Path], kind: str, verdicts: pd.DataFrame | None = None, parent: str | None = None,
-    label: str = "",
+    label: str = "", histograms: Callable[[str], Path] | None = None,
 ) -> StudyRuns | None:
     """Log a finished study (its stages' outputs under ``root``); None when tracking is off.
 
     Without ``parent`` a parent run of ``kind`` ("repro", "sweep") is opened for this study and holds
     its files; a sweep job passes its sweep's parent, and its files go there under ``jobs/<label>/``,
-    its summary metrics and verdicts under names ending in its label.
+    its summary metrics and verdicts under names ending in its label. ``histograms`` gives each regime's
+    histogram as a PNG drawn elsewhere (the track stage draws them in a second process); without it each is drawn
+    here.
     """
     runs = open_study(cfg, root, results=results, summary=summary, baselines=baselines, kind=kind, parent=parent,
-                      label=label)
+                      label=label, histograms=histograms)
     if runs is not None:
         close_study(cfg, root, runs, files=files, verdicts=verdicts, label=label)
     return runs
@@ -447,7 +449,7 @@ def log_study(
 
 def open_study(
     cfg: DictConfig, root: Path, *, results: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame,
-    kind: str, parent: str | None = None, label: str = "",
+    kind: str, parent: str | None = None, label: str = "", histograms: Callable[[str], Path] | None = None,
 ) -> StudyRuns | None:
     """``log_study``'s first half, which needs only the per-repeat results: the parent run with its params and
     metrics (unless a sweep passes its own) and every regime's finished child run with its histogram.
@@ -483,7 +485,7 @@ def open_study(
         _log(cfg, parent, metrics=_metrics(study_metrics, timestamp))
         children = {
             regime: _log_regime(cfg, regime, config, by_regime[regime], headline[regime], baselines, common,
-                                parent, label, trained.get(regime))
+                                parent, label, trained.get(regime), histograms)
             for regime in config["regime"]
         }
     except BaseException:
@@ -515,7 +517,7 @@ def close_study(cfg: DictConfig, root: Path, runs: StudyRuns, *, files: Sequence
 def _log_regime(
     cfg: DictConfig, regime: str, config: Mapping[str, Any], rows: pd.DataFrame, headline: Mapping[str, float],
     baselines: pd.DataFrame, common: Mapping[str, str], parent: str, label: str,
-    trained: tuple[float, float] | None,
+    trained: tuple[float, float] | None, drawn: Callable[[str], Path] | None,
 ) -> str:
     """One regime's child run; its start and end are its training's when the train stage recorded them."""
     start, end = trained or (None, None)
@@ -532,8 +534,11 @@ def _log_regime(
         mlflow = client(tracking_uri(cfg))
         mlflow.log_text(child, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")  # what the audit rebuilds from
         mlflow.log_text(child, csv_text(rows), "results.csv")
-        figure = histogram.rmse_histogram(rows.rmse, baselines, f"{regime}: {len(rows)} repeats")
-        mlflow.log_figure(child, figure, histogram.FILE)
+        if drawn is None:
+            figure = histogram.rmse_histogram(rows.rmse, baselines, histogram.title(regime, len(rows)))
+            mlflow.log_figure(child, figure, histogram.FILE)
+        else:
+            mlflow.log_artifact(child, str(drawn(regime)))
     except BaseException:
         finish(cfg, child, failed=True)
         raise

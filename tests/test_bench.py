@@ -190,19 +190,21 @@ def test_timed_repro_reads_a_real_dvc_runs_stages_in_a_fresh_clone(repo):
         "stages:\n"
         "  first:\n    cmd: python -c \"open('a', 'w').write('1')\"\n    outs: [a]\n"
         "  compare:\n    cmd: python -c \"open('b', 'w').write(open('a').read())\"\n    deps: [a]\n    outs: [b]\n"
+        "  track:\n    cmd: python -c \"open('c', 'w').write(open('b').read())\"\n    deps: [b]\n    outs: [c]\n"
     )
     _git(repo, "add", "dvc.yaml")
     _git(repo, "commit", "-qm", "stages")
     with bench.fresh_clone(repo) as clone:
         env = bench.clone_env(clone)
         seconds, reached = bench.timed_repro(clone, env)
-        assert [(s.name, s.outcome) for s in reached] == [("first", "ran"), ("compare", "ran")]
+        assert [(s.name, s.outcome) for s in reached] == [("first", "ran"), ("compare", "ran"), ("track", "ran")]
         assert 0 < sum(s.seconds for s in reached) < seconds
         assert (clone.parent / "dvc-site").is_dir()  # DVC's site cache is the clone's, not the machine's
         _, again = bench.timed_repro(clone, env)
-        assert [(s.name, s.outcome) for s in again] == [("first", "skipped"), ("compare", "skipped")]
-        (clone / "dvc.yaml").write_text("stages:\n  compare:\n    cmd: python -c \"raise SystemExit('no data')\"\n")
-        with pytest.raises(bench.StageError, match=r"`dvc repro compare` failed .*no data"):
+        assert [(s.name, s.outcome) for s in again] == [("first", "skipped"), ("compare", "skipped"),
+                                                        ("track", "skipped")]
+        (clone / "dvc.yaml").write_text("stages:\n  track:\n    cmd: python -c \"raise SystemExit('no data')\"\n")
+        with pytest.raises(bench.StageError, match=r"`dvc repro track` failed .*no data"):
             bench.timed_repro(clone, env)
     assert not (repo / "a").exists()  # DVC ran in the clone only
 
@@ -210,13 +212,15 @@ def test_timed_repro_reads_a_real_dvc_runs_stages_in_a_fresh_clone(repo):
 def test_report_stages_prints_what_dvc_did_and_each_stage_against_the_numpy_import(monkeypatch, capsys):
     timing = bench.StagesTiming(
         45.0, [bench.DvcStage("fetch", "ran", 2.0), bench.DvcStage("train", "ran", 20.0),
-               bench.DvcStage("compare", "skipped", 0.25)],
-        {"fetch": 1.0, "compare": 5.0, "report": 1.5}, 0.5, ())
+               bench.DvcStage("compare", "skipped", 0.25), bench.DvcStage("track", "ran", 8.0)],
+        {"fetch": 1.0, "compare": 5.0, "track": 7.5, "report": 1.5}, 0.5, ())
     monkeypatch.setattr(bench, "measure_stages", lambda *_: timing)
     assert bench.report_stages(Path("/repo"), [], 2) is timing
     out = capsys.readouterr().out.splitlines()
-    assert out[1] == "stages, fresh clone of /repo (as committed): dvc repro compare 45.0 s wall; ran fetch, train; " \
-                     "skipped compare"
-    rows = {line.split()[0]: line.split()[1:] for line in out[3:7]}
+    assert out[1] == "stages, fresh clone of /repo (as committed): dvc repro track 45.0 s wall, compare done at " \
+                     "37.0 s; ran fetch, train, track; skipped compare"
+    assert bench.stage_targets(timing)[0] == ("dvc repro compare, fresh clone (s)", 37.0, 30.0, True)
+    rows = {line.split()[0]: line.split()[1:] for line in out[3:8]}
     assert rows == {"fetch": ["ran", "2", "1", "0.5"], "train": ["ran", "20", "in-process,", "below", "-"],
-                    "compare": ["skipped", "0.25", "5", "4.5"], "report": ["-", "-", "1.5", "1"]}
+                    "compare": ["skipped", "0.25", "5", "4.5"], "track": ["ran", "8", "7.5", "7"],
+                    "report": ["-", "-", "1.5", "1"]}

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import io
+from pipeline import io, processes
 from pipeline.analysis import decision, stats
 from pipeline.artifacts import paths
-from pipeline.params import ConfigError, regimes
+from pipeline.params import ConfigError
 from pipeline.stages import compare
 
 
@@ -87,12 +87,22 @@ def test_outputs_are_written_in_their_layouts(evaluated):
     assert {comparison.section, *comparison.plots} <= set(comparison.files)
 
 
-def test_same_inputs_give_the_same_bytes(evaluated):
+def test_same_inputs_give_the_same_bytes_whoever_draws_the_plots(evaluated):
     cfg, root = evaluated(6)
     first = compare.run(cfg, root)
     before = {path: path.read_bytes() for path in first.files}
-    compare.run(cfg, root)
+    for path in first.plots:
+        path.unlink()
+    with processes.forked_pool(1) as painter:  # as the stage's main() runs it
+        compare.run(cfg, root, painter)
     assert {path: path.read_bytes() for path in first.files} == before
+
+
+def test_a_plot_that_fails_in_the_painter_fails_the_stage(evaluated):
+    cfg, root = evaluated(4)
+    (paths(cfg, root).forecast_plot / "in-the-way").mkdir(parents=True)  # no file can be written there
+    with processes.forked_pool(1) as painter, pytest.raises(OSError):
+        compare.run(cfg, root, painter)
 
 
 def test_regimes_with_other_seeds_are_compared_unpaired(evaluated):
@@ -160,36 +170,3 @@ def test_ten_regimes_of_a_thousand_repeats_compare_well_under_a_minute(evaluated
     assert elapsed < 60, f"compare took {elapsed:.1f} s"
     assert comparison.tables.summary.loc["count"].eq(1000).all()
     assert np.isfinite(comparison.tables.intervals[["mean_low", "mean_high"]].to_numpy()).all()
-
-
-@pytest.mark.slow  # MLflow's imports and a store: seconds
-def test_the_stage_logs_the_study_while_it_computes_and_fails_the_run_with_it(evaluated, tmp_path, monkeypatch):
-    from mlflow import MlflowClient
-    from omegaconf import OmegaConf
-
-    cfg, root = evaluated(6)
-    OmegaConf.save(cfg, root / "params.yaml")
-    uri = f"sqlite:///{tmp_path / 'store.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(root)
-    compare.main()  # the runs are logged by a forked second process
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(cfg.tracking.experiment).experiment_id
-    (parent,) = [r for r in client.search_runs([experiment]) if "mlflow.parentRunId" not in r.data.tags]
-    verdicts = io.read_json(paths(cfg, root).metrics)["verdicts"]
-    assert parent.info.status == "FINISHED"
-    assert {k: parent.data.tags[f"verdict.{k}"] for k in verdicts} == verdicts
-    assert "| E1 |" in parent.data.tags["mlflow.note.content"]
-    assert "reports/shampoo.md" in {a.path for a in client.list_artifacts(parent.info.run_id, "reports")}
-    children = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    assert sorted(c.data.tags["regime"] for c in children) == sorted(r.name for r in regimes(cfg))
-    assert all(c.info.status == "FINISHED" and len(client.get_metric_history(c.info.run_id, "rmse_by_repeat")) == 6
-               for c in children)
-    assert all({"rmse_histogram.png", "results.csv"} <= {a.path for a in client.list_artifacts(c.info.run_id)}
-               for c in children)  # each drawn and logged by the tracking process
-
-    paths(cfg, root).forecasts.unlink()  # the comparison fails after the regimes' runs were logged
-    with pytest.raises(FileNotFoundError, match="evaluate"):
-        compare.main()
-    parents = [r for r in client.search_runs([experiment]) if "mlflow.parentRunId" not in r.data.tags]
-    assert sorted(r.info.status for r in parents) == ["FAILED", "FINISHED"]

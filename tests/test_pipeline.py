@@ -1,8 +1,9 @@
-"""End to end, as a user runs it: `make study`'s `dvc repro compare` and `dvc repro --single-item report` (the shampoo
-study and its report) on a tiny configuration in a copy."""
+"""End to end, as a user runs it: `make study`'s `dvc repro track` and `dvc repro --single-item report` (the shampoo
+study, logged to MLflow, and its report) on a tiny configuration in a copy."""
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -51,14 +52,21 @@ def run(project: Path, *args: str, code: int = 0) -> str:
     return done.stdout + done.stderr
 
 
+def studies_logged(project: Path) -> int:
+    """Parent runs in the test's MLflow store: one per study the track stage logged."""
+    with sqlite3.connect(project / "test-mlflow.db") as store:
+        return store.execute("select count(*) from runs where run_uuid not in "
+                             "(select run_uuid from tags where key = 'mlflow.parentRunId')").fetchone()[0]
+
+
 def ran_stages(output: str) -> list[str]:
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
 
 
 def test_dvc_repro_runs_the_study_then_only_what_changed(project):
     run(project, sys.executable, "-m", "pipeline.params", *TINY)
-    first = run(project, "dvc", "repro", "compare")
-    assert ran_stages(first) == ["fetch", "difference", "scale", "frame", "train", "evaluate", "compare"]
+    first = run(project, "dvc", "repro", "track")
+    assert ran_stages(first) == ["fetch", "difference", "scale", "frame", "train", "evaluate", "compare", "track"]
 
     results = pd.read_csv(project / "reports" / "results.csv")
     names = [r.name for r in regimes(compose_config(TINY))]
@@ -66,7 +74,11 @@ def test_dvc_repro_runs_the_study_then_only_what_changed(project):
     assert len(results) == 20 and results.groupby("regime").seed.nunique().eq(2).all()
     assert (project / "reports" / "metrics.json").is_file() and (project / "reports" / "boxplot.png").is_file()
 
-    assert ran_stages(run(project, "dvc", "repro", "compare")) == []
+    assert ran_stages(run(project, "dvc", "repro", "track")) == []
+    assert studies_logged(project) == 1
+    (project / "mlflow.logged.json").unlink()  # a fresh clone: compare's outputs are committed, the receipt is not
+    assert ran_stages(run(project, "dvc", "repro", "track")) == ["track"]
+    assert studies_logged(project) == 2
     # the report: the other studies' committed sections as they are, never their stages (an hour)
     assert ran_stages(run(project, "dvc", "repro", "--single-item", "report")) == ["report"]
     assert "## Echo" in (project / "reports" / "report.md").read_text()

@@ -1,8 +1,10 @@
 """A regime's RMSE over its repeats as a histogram: the image on its MLflow run (matplotlib's object API only, no
-pyplot; imported when drawing). Its own module, so that the compare stage draws it without importing MLflow."""
+pyplot; imported when drawing). Its own module, so that the track stage draws them in a second process while the
+first imports MLflow."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -26,3 +28,17 @@ def rmse_histogram(rmse: pd.Series, baselines: pd.DataFrame, title: str) -> Figu
     ax.set(xlabel="test RMSE (monthly sales)", ylabel="repeats", title=title)
     ax.legend(fontsize="small")
     return figure
+
+
+def title(regime: str, repeats: int) -> str:
+    return f"{regime}: {repeats} repeats"
+
+
+def draw_files(results: pd.DataFrame, baselines: pd.DataFrame, folder: Path) -> dict[str, Path]:
+    """Each regime's histogram as ``folder/<n>/FILE``, the bytes MLflow's ``log_figure`` would write: regime -> file."""
+    files = {}
+    for n, (regime, rows) in enumerate(results.groupby("regime", sort=False)):
+        files[regime] = folder / str(n) / FILE
+        files[regime].parent.mkdir(parents=True)
+        rmse_histogram(rows.sort_values("repeat").rmse, baselines, title(regime, len(rows))).savefig(files[regime])
+    return files

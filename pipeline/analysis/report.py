@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 import os
 import platform
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,10 +77,26 @@ class Plots:
         return (getattr(self, f.name) for f in fields(self))
 
 
+def _now(draw: Callable[..., None], *args: Any) -> None:
+    draw(*args)
+
+
+def draw_evaluated(results: pd.DataFrame, order: list[str], baselines: pd.DataFrame, forecasts: pd.DataFrame,
+                   plots: Plots, submit: Callable[..., Any] = _now) -> list[Any]:
+    """The plots drawn from evaluate's tables alone (the RMSE boxplot, the median forecasts), each through
+    ``submit`` (drawn now, or by a worker's ``submit``: then the futures are returned)."""
+    return [submit(figures.boxplot, results, order, baselines, plots.boxplot),
+            submit(figures.forecast_plot, forecasts, order, plots.forecasts)]
+
+
+def draw_compared(cfg: DictConfig, tables: Tables, plots: Plots, submit: Callable[..., Any] = _now) -> Any:
+    """The plot drawn from the comparison: standard errors against repeats, for the decisive contrasts."""
+    return submit(figures.repeats_plot, tables.decisive(), cfg.stats.margin, 1 - cfg.stats.alpha, plots.se)
+
+
 def draw(cfg: DictConfig, tables: Tables, plots: Plots) -> None:
-    figures.boxplot(tables.results, tables.order, tables.baselines, plots.boxplot)
-    figures.repeats_plot(tables.decisive(), cfg.stats.margin, 1 - cfg.stats.alpha, plots.se)
-    figures.forecast_plot(tables.forecasts, tables.order, plots.forecasts)
+    draw_evaluated(tables.results, tables.order, tables.baselines, tables.forecasts, plots)
+    draw_compared(cfg, tables, plots)
 
 
 # --- formatting -----------------------------------------------------------------------------------

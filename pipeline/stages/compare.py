@@ -10,11 +10,11 @@ studies' as ``report.md`` / ``report.html``, so that this stage never depends on
 
 from __future__ import annotations
 
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from importlib import resources
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,9 +25,6 @@ from pipeline.analysis import claims as claimlist
 from pipeline.analysis import contrasts, decision, report, stats
 from pipeline.artifacts import Paths, paths
 from pipeline.params import ConfigError, load_params, regimes
-
-if TYPE_CHECKING:
-    from pipeline.tracking import StudyRuns
 
 RESULTS_COLUMNS = ("regime", "repeat", "seed", "rmse")
 FORECAST_COLUMNS = ("regime", "repeat", "step", "period", "actual", "forecast")
@@ -411,7 +408,9 @@ def write_plot_data(directory: Path, table: pd.DataFrame, columns: list[str]) ->
         io.write_csv(directory / f"{name}.csv", table.loc[table.regime == name, columns])
 
 
-def run(cfg: DictConfig, root: Path) -> Comparison:
+def run(cfg: DictConfig, root: Path, painter: Executor | None = None) -> Comparison:
+    """The comparison of evaluate's tables, every file written. With ``painter`` (one worker) the plots are drawn
+    there while this process computes: those of evaluate's tables from the start."""
     p = paths(cfg, root)
     results = read_table(p.results, RESULTS_COLUMNS, "evaluate")
     forecasts = read_table(p.forecasts, FORECAST_COLUMNS, "evaluate")
@@ -424,6 +423,9 @@ def run(cfg: DictConfig, root: Path) -> Comparison:
     if unknown:
         raise ValueError(f"{p.results} holds regimes {unknown} that the config does not select: "
                          "rerun evaluate, or select them (regime=[...]).")
+    plots = report.Plots(boxplot=p.boxplot, se=p.se_plot, forecasts=p.forecast_plot)
+    forecast_table = median_forecasts(results, forecasts, order)
+    drawing = report.draw_evaluated(results, order, baselines, forecast_table, plots, painter.submit) if painter else []
     pool = samples(results, order)
     boot = bootstrap_spec(cfg.stats)
     n_train = train_pairs(p.raw, cfg)
@@ -446,12 +448,13 @@ def run(cfg: DictConfig, root: Path) -> Comparison:
         published=published_vs_reproduced(published, pool, draws, seed),
         a_vs_a=a_vs_a(published, pool, draws, seed),
         se=se_table(pool, cfg.stats),
-        forecasts=median_forecasts(results, forecasts, order),
+        forecasts=forecast_table,
     )
-    return write(cfg, p, tables)
+    return write(cfg, p, tables, plots, painter, drawing)
 
 
-def write(cfg: DictConfig, p: Paths, tables: report.Tables) -> Comparison:
+def write(cfg: DictConfig, p: Paths, tables: report.Tables, plots: report.Plots, painter: Executor | None,
+          drawing: list[Future]) -> Comparison:
     io.write_csv(p.summary, tables.summary.reset_index(names="statistic"))
     io.write_csv(p.intervals, tables.intervals)
     io.write_csv(p.tests, tables.tests)
@@ -460,60 +463,30 @@ def write(cfg: DictConfig, p: Paths, tables: report.Tables) -> Comparison:
     io.write_json(p.metrics, metrics(tables.summary, tables.baselines, tables.verdicts))
     write_plot_data(p.se_data, tables.se, ["repeats", "se_resampled", "se_formula"])
     write_plot_data(p.forecast_data, tables.forecasts, ["step", "period", "actual", "forecast"])
-    plots = report.Plots(boxplot=p.boxplot, se=p.se_plot, forecasts=p.forecast_plot)
-    report.draw(cfg, tables, plots)
+    if painter is None:
+        report.draw(cfg, tables, plots)
+    else:
+        drawing.append(report.draw_compared(cfg, tables, plots, painter.submit))
     report.write(cfg, tables, plots, data.file_sha256(p.raw), p.shampoo_report)
+    for plot in drawing:
+        plot.result()  # the painter's errors are this stage's
     print(tables.summary.to_string(float_format=lambda v: f"{v:.3f}"))
     print(tables.verdicts[["key", "claim", "verdict"]].to_string(index=False))
-    tables_written = (p.summary, p.intervals, p.tests, p.verdicts, p.se_repeats, p.metrics)
+    return Comparison(tables=tables, section=p.shampoo_report, plots=tuple(plots), files=written(p))
+
+
+def written(p: Paths) -> tuple[Path, ...]:
+    """Every file this stage writes (what the track stage and a sweep log): tables, plots, plot data, section."""
+    tables = (p.summary, p.intervals, p.tests, p.verdicts, p.se_repeats, p.metrics)
     plot_data = (*sorted(p.se_data.glob("*.csv")), *sorted(p.forecast_data.glob("*.csv")))
-    return Comparison(
-        tables=tables,
-        section=p.shampoo_report,
-        plots=tuple(plots),
-        files=(*tables_written, *plots, *plot_data, p.shampoo_report),
-    )
-
-
-def _open_runs(cfg: DictConfig, root: Path) -> StudyRuns | None:
-    """The MLflow runs of every regime, with their histograms, from the evaluate stage's tables alone (what they
-    log needs nothing else)."""
-    from pipeline import tracking  # mlflow is imported only where a run is logged, not by every import of compare
-
-    p = paths(cfg, root)
-    results = read_table(p.results, RESULTS_COLUMNS, "evaluate")
-    return tracking.open_study(cfg, root, results=results, summary=describe(results, list(dict.fromkeys(
-        results.regime))), baselines=read_table(p.baselines, ("model", "rmse"), "evaluate"), kind="repro")
-
-
-def _close_runs(cfg: DictConfig, root: Path, runs: StudyRuns, comparison: Comparison | None) -> None:
-    from pipeline import tracking
-
-    if comparison is None:
-        tracking.finish(cfg, runs.parent, failed=True)
-    else:
-        tracking.close_study(cfg, root, runs, files=comparison.files, verdicts=comparison.tables.verdicts)
+    return (*tables, p.boxplot, p.se_plot, p.forecast_plot, *plot_data, p.shampoo_report)
 
 
 def main() -> None:
-    cfg, root = load_params(), Path.cwd()
-    if not cfg.tracking.enabled:
-        run(cfg, root)
-        return
-    # A second process imports MLflow, opens the store and logs every regime's run with its histogram (seconds)
-    # while this one imports scipy and computes the comparison: the two take about as long. It is forked before
-    # either import, so that it shares only what both need; its errors (a store that refuses) come back as they are.
-    with processes.forked_pool(1) as tracker:
-        opened = tracker.submit(_open_runs, cfg, root)
-        try:
-            comparison = run(cfg, root)
-        except BaseException:
-            if opened.exception() is None and opened.result() is not None:  # the study's run failed with it
-                tracker.submit(_close_runs, cfg, root, opened.result(), None).result()
-            raise
-        runs = opened.result()
-        if runs is not None:
-            tracker.submit(_close_runs, cfg, root, runs, comparison).result()
+    # One worker, forked before scipy, statsmodels and matplotlib are imported, draws the plots while this process
+    # computes the statistics: the plots take about a third of the stage.
+    with processes.forked_pool(1) as painter:
+        run(load_params(), Path.cwd(), painter)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ STATUS = {PASS: "PASS", DRIFT: "DRIFT", NONDETERMINISM: "NONDETERMINISM"}
 OVERRIDES = ("experiment=ci",)
 REFERENCE = "reference"  # the committed results, relative to the project root
 MANIFEST = "manifest.json"
-TRACKED_STAGES = ("compare", *studies.NAMES)  # stages that log to MLflow: run, never restored from the run-cache
+TRACKED_STAGES = ("track", *studies.NAMES)  # stages that log to MLflow: run, never restored from the run-cache
 ASSEMBLED_STAGES = ("report",)  # put together from tracked stages' outputs: run after them, never pulling them in
 # Stages the CI-sized reproduction leaves out: the panel study (hours at its full size, and the audit cannot re-run
 # its results table yet).
