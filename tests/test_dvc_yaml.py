@@ -83,8 +83,8 @@ def test_no_stale_code_dependency(name):
 
 
 def test_closure_follows_imports_inside_functions_and_parent_packages():
-    found = closure("pipeline.stages.compare")
-    assert {"pipeline/tracking.py", "pipeline/analysis/stats.py", "pipeline/params.py"} <= found  # main()'s import
+    found = closure("pipeline.stages.track")
+    assert {"pipeline/tracking.py", "pipeline/analysis/stats.py", "pipeline/params.py"} <= found  # run()'s import
     assert "pipeline/stages/__init__.py" not in found  # a docstring only
 
 
