@@ -93,7 +93,7 @@ class Views:
 def pick_columns(page, names: Sequence[str]) -> None:
     """Columns -> tick each name in the list, as a user adds metric columns; the default attribute columns
     that say nothing here (dataset, source, models) are unticked to make room."""
-    page.get_by_role("button", name="Columns", exact=True)  # not "Show more columns (N total)".click()
+    page.get_by_role("button", name="Columns", exact=True).click()  # not "Show more columns (N total)"
     metrics = page.locator("[class*=tree-treenode]").filter(has=page.get_by_title(re.compile(r"^Metrics \(")))
     metrics.first.wait_for(timeout=LOADED)
     closed = metrics.locator("[class*=tree-switcher_close]")  # the group starts folded in some stores
