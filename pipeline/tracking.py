@@ -80,7 +80,6 @@ SERIES_SPEC = "series.yaml"  # a panel series' run: its series file as the panel
 class StudyRuns:
     parent: str
     children: dict[str, str]  # regime -> run id
-    own_parent: bool = True  # opened for this study (else a sweep's, which the sweep closes)
 
 
 # ---------------------------------------------------------------------------------------------- the store
@@ -440,20 +439,6 @@ def log_study(
     histogram as a PNG drawn elsewhere (the track stage draws them in a second process); without it each is drawn
     here.
     """
-    runs = open_study(cfg, root, results=results, summary=summary, baselines=baselines, kind=kind, parent=parent,
-                      label=label, histograms=histograms)
-    if runs is not None:
-        close_study(cfg, root, runs, files=files, verdicts=verdicts, label=label)
-    return runs
-
-
-def open_study(
-    cfg: DictConfig, root: Path, *, results: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame,
-    kind: str, parent: str | None = None, label: str = "", histograms: Callable[[str], Path] | None = None,
-) -> StudyRuns | None:
-    """``log_study``'s first half, which needs only the per-repeat results: the parent run with its params and
-    metrics (unless a sweep passes its own) and every regime's finished child run with its histogram.
-    ``close_study`` adds the verdicts and files and finishes the parent; until then it shows as running."""
     if not cfg.tracking.enabled:
         return None
     config = study_config(cfg)
@@ -481,6 +466,8 @@ def open_study(
                              start=min((start for start, _ in trained.values()), default=None))
         parent_config = {k: v for k, v in config.items() if k != "regime"}  # each child holds its regime's record
         _log(cfg, parent, params={**flatten(parent_config), "regimes": ",".join(config["regime"])})
+    folder = "" if own_parent else f"jobs/{label}/"
+    note = verdict_note(verdicts) if own_parent else ""
     try:
         _log(cfg, parent, metrics=_metrics(study_metrics, timestamp))
         children = {
@@ -488,30 +475,16 @@ def open_study(
                                 parent, label, trained.get(regime), histograms)
             for regime in config["regime"]
         }
+        _log(cfg, parent, tags={**verdict_tags(verdicts, suffix), **({MLFLOW_RUN_NOTE: note} if note else {})})
+        client(tracking_uri(cfg)).log_text(parent, OmegaConf.to_yaml(cfg, resolve=True), f"{folder}config.yaml")
+        _log_files(cfg, parent, root, files, folder)
     except BaseException:
         if own_parent:  # a sweep's parent is closed by the sweep
             finish(cfg, parent, failed=True)
         raise
-    return StudyRuns(parent, children, own_parent)
-
-
-def close_study(cfg: DictConfig, root: Path, runs: StudyRuns, *, files: Sequence[Path],
-                verdicts: pd.DataFrame | None = None, label: str = "") -> None:
-    """``log_study``'s second half: the verdicts as tags (and as the parent's note), the config and ``files`` as
-    artifacts; then the parent is finished, unless it is a sweep's."""
-    folder = "" if runs.own_parent else f"jobs/{label}/"
-    note = verdict_note(verdicts) if runs.own_parent else ""
-    try:
-        _log(cfg, runs.parent, tags={**verdict_tags(verdicts, key_suffix(label)),
-                                     **({MLFLOW_RUN_NOTE: note} if note else {})})
-        client(tracking_uri(cfg)).log_text(runs.parent, OmegaConf.to_yaml(cfg, resolve=True), f"{folder}config.yaml")
-        _log_files(cfg, runs.parent, root, files, folder)
-    except BaseException:
-        if runs.own_parent:
-            finish(cfg, runs.parent, failed=True)
-        raise
-    if runs.own_parent:
-        finish(cfg, runs.parent)
+    if own_parent:
+        finish(cfg, parent)
+    return StudyRuns(parent, children)
 
 
 def _log_regime(
