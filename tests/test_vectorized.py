@@ -196,24 +196,26 @@ def chunks_of_three_lengths() -> tuple[list, dict]:
 
 def test_a_free_worker_takes_the_chunk_with_the_most_work_left():
     chunks, by_rows = chunks_of_three_lengths()
-    assert vec._next_chunk(chunks, [], [set()], 0, False) is by_rows[40]
-    assert vec._next_chunk(chunks, [by_rows[40]], [set()], 0, False) is by_rows[20]  # the 40-row chunk is running
+    assert vec._next_chunk(chunks, [], [set()], 0, False, ()) is by_rows[40]
+    assert vec._next_chunk(chunks, [by_rows[40]], [set()], 0, False, ()) is by_rows[20]  # the 40-row chunk is running
     by_rows[20].done = 2  # one epoch of 20 rows left: less than three of 10
-    assert vec._next_chunk(chunks, [by_rows[40]], [set()], 0, False) is by_rows[10]
+    assert vec._next_chunk(chunks, [by_rows[40]], [set()], 0, False, ()) is by_rows[10]
     for c in chunks:
         c.done = c.epochs
-    assert vec._next_chunk(chunks, [], [set()], 0, False) is None
+    assert vec._next_chunk(chunks, [], [set()], 0, False, ()) is None
 
 
 def test_a_worker_keeps_to_the_programs_it_has_compiled():
     chunks, by_rows = chunks_of_three_lengths()
     compiled = [{by_rows[10].plan}, {by_rows[40].plan}]
-    assert vec._next_chunk(chunks, [], compiled, 0, False) is by_rows[10]  # though the 40-row chunk has more work
+    assert vec._next_chunk(chunks, [], compiled, 0, False, ()) is by_rows[10]  # though the 40-row chunk has more work
     # With its own running, the worker queues one that no worker has, not one another worker has compiled
-    assert vec._next_chunk(chunks, [by_rows[10]], compiled, 0, True) is by_rows[20]
+    assert vec._next_chunk(chunks, [by_rows[10]], compiled, 0, True, ()) is by_rows[20]
     compiled[1].add(by_rows[20].plan)
-    assert vec._next_chunk(chunks, [by_rows[10]], compiled, 0, True) is None
-    assert vec._next_chunk(chunks, [by_rows[10]], compiled, 0, False) is by_rows[40]  # an idle worker takes any
+    assert vec._next_chunk(chunks, [by_rows[10]], compiled, 0, True, ()) is None
+    assert vec._next_chunk(chunks, [by_rows[10]], compiled, 0, False, ()) is by_rows[40]  # an idle worker takes any
+    # but not a program a free worker has: that one takes it, with no compiling
+    assert vec._next_chunk(chunks, [by_rows[10]], compiled, 0, False, {0, 1}) is None
 
 
 def test_bad_settings_and_rows_are_refused():

@@ -24,6 +24,7 @@ Keras, which feeds the kernels one element at a time, differ in ulps).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import itertools
@@ -32,8 +33,9 @@ import multiprocessing
 import multiprocessing.util
 import os
 import signal
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -57,9 +59,11 @@ from pipeline.regimes import StateRegime
 from pipeline.seeds import epoch_orders
 
 LANES = 16  # replicas per chunk are padded to a multiple of the widest SIMD packet (AVX-512 floats)
-# Batches per turn of the graph's batch loop: each turn costs control-flow ops per loop variable, as many as a
-# batch's own ops for a one-unit LSTM, so the loop runs UNROLL batches written out per turn (same ops, same bits).
-UNROLL = 8
+# Batches per turn of the graph's batch loop, written out (the same weights, bit for bit, whatever the number). Each
+# written-out batch costs compilation (tracing and graph optimization, ~0.1 s per batch, paid by every worker for
+# every program) but no run time measured: 4 ran epochs as fast as 8 at 64 to 10,000 replicas and compiled in a third
+# of the time. The graph optimizer groups the epoch's loss sum per turn, so the number sets the losses' last bits.
+UNROLL = 4
 MIN_PARALLEL_CHUNK = 64  # fewer replicas per worker than this do not pay for a worker's start-up
 
 # Keras 3 Adam defaults (keras.optimizers.Adam): the same Python floats, so the same float32 constants.
@@ -624,17 +628,20 @@ def _alike(regime: StateRegime) -> tuple[bool, bool, bool]:
 
 
 def _next_chunk(
-    chunks: list[_Chunk], running: Sequence[_Chunk], compiled: Sequence[set[_Plan]], lane: int, queued: bool
+    chunks: list[_Chunk], running: Sequence[_Chunk], compiled: Sequence[set[_Plan]], lane: int, queued: bool,
+    free: Collection[int],
 ) -> _Chunk | None:
-    """The idle chunk worker ``lane`` runs next (``compiled``: the programs each worker has), or None: compiling
-    a program costs seconds, so a worker keeps to its own; failing those, it takes one that no worker has, even
-    queued behind its running segment (so the panel's many programs and the study's small batch-12 one start
-    early, none left to run alone at the end); and with nothing of its own running, any. Of each kind, the one
-    with the most replica-steps left, so that the longest is not left to finish alone while the others idle."""
+    """The idle chunk worker ``lane`` runs next (``compiled``: the programs each worker has; ``free``: the workers
+    with nothing running), or None: compiling a program costs seconds, so a worker keeps to its own; failing
+    those, it takes one that no worker has, even queued behind its running segment (so the panel's many programs
+    and the study's small batch-12 one start early, none left to run alone at the end); and with nothing of its
+    own running, any that no free worker has compiled (that one takes it, with no compiling). Of each kind, the
+    one with the most replica-steps left, so that the longest is not left to finish alone while the others idle."""
     idle = [c for c in chunks if c.done < c.epochs and all(c is not r for r in running)]
     unclaimed = [c for c in idle if not any(c.plan in plans for plans in compiled)]
     own = [c for c in idle if c.plan in compiled[lane]]
-    return max(own or unclaimed or ([] if queued else idle),
+    others = [] if queued else [c for c in idle if not any(c.plan in compiled[f] for f in free if f != lane)]
+    return max(own or unclaimed or others,
                key=lambda c: (c.epochs - c.done) * c.plan.n_batches * c.plan.replicas, default=None)
 
 
@@ -686,6 +693,15 @@ def _start_worker(parent: int) -> None:
     tf = import_tensorflow()
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    """A worker's last act: it ends only when its pool shuts down (its tasks done or dropped), and tearing down
+    TensorFlow's interpreter state would take a second more of the caller's exit, with nothing to save."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 _POOL: dict[int, list[Executor]] = {}  # at most one: the process's workers, by their number
@@ -800,8 +816,9 @@ class VectorizedEngine:
                 # Each worker's running segment first, then one queued behind it, so that no worker waits while
                 # this process saves a checkpoint.
                 for depth, (lane, executor) in itertools.product((0, 1), enumerate(lanes)):
+                    free = set(range(len(lanes))) - {at for _, at in running.values()}
                     if sum(at == lane for _, at in running.values()) == depth and (chunk := _next_chunk(
-                            chunks, [c for c, _ in running.values()], compiled, lane, queued=depth > 0)):
+                            chunks, [c for c, _ in running.values()], compiled, lane, depth > 0, free)):
                         compiled[lane].add(chunk.plan)
                         running[executor.submit(_run_segment, chunk.task(), device)] = (chunk, lane)
                 if not running:
