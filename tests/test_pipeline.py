@@ -66,6 +66,7 @@ def ran_stages(output: str) -> list[str]:
 def test_dvc_repro_runs_the_study_then_only_what_changed(project):
     run(project, sys.executable, "-m", "pipeline.params", *TINY)
     first = run(project, "dvc", "repro", "track")
+    # the baselines read no LSTM setting: their committed table stands, as on a fresh clone
     assert ran_stages(first) == ["fetch", "difference", "scale", "frame", "train", "evaluate", "compare", "track"]
 
     results = pd.read_csv(project / "reports" / "results.csv")
@@ -85,6 +86,12 @@ def test_dvc_repro_runs_the_study_then_only_what_changed(project):
 
     run(project, sys.executable, "-m", "pipeline.params", *TINY, "model.epochs=3")
     assert ran_stages(run(project, "dvc", "repro", "compare")) == ["train", "evaluate", "compare"]
+    before = (project / "reports" / "baselines.csv").read_text()
+    run(project, sys.executable, "-m", "pipeline.params", *TINY, "model.epochs=3", "baselines.arima_order=[1,1,0]")
+    assert ran_stages(run(project, "dvc", "repro", "compare")) == ["baselines", "compare"]  # no LSTM retrained
+    assert "arima_1_1_0" in (project / "reports" / "baselines.csv").read_text() and "arima_1_1_0" not in before
+    run(project, sys.executable, "-m", "pipeline.params", *TINY, "model.epochs=3")
+    assert ran_stages(run(project, "dvc", "repro", "compare")) == ["baselines", "compare"]
 
     rerun = pd.read_csv(project / "reports" / "results.csv")
     run(project, sys.executable, "-m", "pipeline.params", *TINY)

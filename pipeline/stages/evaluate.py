@@ -1,21 +1,19 @@
 """Stage ``evaluate``: the walk-forward one-step forecasts of the test months (made by ``train``), scored by RMSE.
 
 Each step fed the actual previous observation; forecasts are mapped back through the scaler and
-the differencing before scoring. No TensorFlow here. Writes one row per repeat (``regime, repeat, seed, rmse``), every
-step's forecast, and the persistence and classical baselines scored on the same months.
+the differencing before scoring. No TensorFlow here. Writes one row per repeat (``regime, repeat, seed, rmse``) and
+every step's forecast; the baselines on the same months are the ``baselines`` stage's.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline import data, errors, io, processes
-from pipeline.analysis import baselines
+from pipeline import data, errors, io
 from pipeline.artifacts import Paths, load_differenced, load_scaler, paths
 from pipeline.errors import MissingInput
 from pipeline.params import load_params, regimes
@@ -66,28 +64,17 @@ def score_regimes(cfg: DictConfig, p: Paths) -> tuple[pd.DataFrame, pd.DataFrame
     return pd.concat(results, ignore_index=True), pd.concat(forecasts, ignore_index=True)
 
 
-BASELINE_WORKERS = 2  # the default ARIMA's monthly refits take about as long as all the other baselines together
-
-
-def run(cfg: DictConfig, root: Path, pool: Executor | None = None) -> pd.DataFrame:
-    """Score the regimes and the baselines and write their tables. ``pool``: a process that scores the baselines (on
-    ``BASELINE_WORKERS`` processes of its own) while this one writes the regimes' tables; without one, they are scored
-    here, after them."""
+def run(cfg: DictConfig, root: Path) -> pd.DataFrame:
+    """Score the regimes and write their tables."""
     p = paths(cfg, root)
     results_table, forecasts = score_regimes(cfg, p)
-    args = (load_differenced(p)["raw"], cfg.data.test_size, cfg.baselines, cfg.data.interval)
-    scored = pool.submit(baselines.score, *args, lag=cfg.model.lag, workers=BASELINE_WORKERS) if pool else None
     io.write_csv(p.results, results_table)
     io.write_csv(p.forecasts, forecasts)
-    io.write_csv(p.baselines, scored.result() if scored else baselines.score(*args, lag=cfg.model.lag))
     return results_table
 
 
 def main() -> None:
-    # A second process imports statsmodels and fits the baselines (seconds, most of the stage) while this one writes
-    # the regimes' tables. It is forked, so that it shares what is imported already; its errors come back as they are.
-    with processes.forked_pool(1) as pool:
-        run(load_params(), Path.cwd(), pool)
+    run(load_params(), Path.cwd())
 
 
 if __name__ == "__main__":

@@ -46,13 +46,13 @@ from pipeline import errors, io, studies, tracking
 from pipeline.analysis import stats
 from pipeline.errors import PipelineError
 from pipeline.params import CONF_DIR, ConfigError, validate
-from pipeline.stages import compare, difference, evaluate, fetch, frame, panel, report, scale, train
+from pipeline.stages import baselines, compare, difference, evaluate, fetch, frame, panel, report, scale, train
 from pipeline.studies import common
 
 SWEEP_RESULTS = ("results.csv", "summary.csv", "tests.csv")  # written to the sweep folder after the last job
 # The core study is these stages then compare: dvc.yaml's `python -m pipeline.<stage>` stages, in order (a test
 # holds this list to dvc.yaml). The other write-ups' studies are one stage each (`study=<name>`).
-STAGES = (fetch, difference, scale, frame, train, evaluate)
+STAGES = (fetch, difference, baselines, scale, frame, train, evaluate)
 
 # conf/hydra/default.yaml's run and sweep folders end in ${unique:}, so concurrent runs never share one. Cached:
 # a sweep's jobs (in other processes) get the value their sweep resolved, as Hydra copies the resolver cache.
