@@ -156,8 +156,11 @@ def test_missing_inputs_and_bad_settings_say_what_to_do(evaluated):
     with pytest.raises(ConfigError, match=r"stats\.alpha"):  # refused as the config is composed
         evaluated(4, "stats.alpha=1.5")
     cfg, root = evaluated(4)
+    paths(cfg, root).baselines.unlink()
+    with pytest.raises(FileNotFoundError, match=r"dvc repro baselines\)"):
+        compare.run(cfg, root)
     paths(cfg, root).forecasts.unlink()
-    with pytest.raises(FileNotFoundError, match="evaluate"):
+    with pytest.raises(FileNotFoundError, match=r"dvc repro evaluate\)"):
         compare.run(cfg, root)
 
 

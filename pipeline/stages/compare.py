@@ -414,7 +414,7 @@ def run(cfg: DictConfig, root: Path, painter: Executor | None = None) -> Compari
     p = paths(cfg, root)
     results = read_table(p.results, RESULTS_COLUMNS, "evaluate")
     forecasts = read_table(p.forecasts, FORECAST_COLUMNS, "evaluate")
-    baselines = read_table(p.baselines, ("model", "rmse"), "evaluate")
+    baselines = read_table(p.baselines, ("model", "rmse"), "baselines")
     if not p.raw.is_file():
         raise FileNotFoundError(f"{p.raw} is missing: the report records its checksum; run the fetch stage.")
     order = list(dict.fromkeys(results.regime))

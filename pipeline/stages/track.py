@@ -46,7 +46,7 @@ def receipt(cfg: DictConfig, results: pd.DataFrame, results_file: Path) -> dict:
 def run(cfg: DictConfig, root: Path) -> dict:
     p = paths(cfg, root)
     results = compare.read_table(p.results, compare.RESULTS_COLUMNS, "evaluate")
-    baselines = compare.read_table(p.baselines, ("model", "rmse"), "evaluate")
+    baselines = compare.read_table(p.baselines, ("model", "rmse"), "baselines")
     files = compare.written(p)
     absent = [str(f) for f in files if not f.is_file()]
     if absent:
