@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -19,16 +23,66 @@ WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias", "dense_kernel", "dense_bia
 # TensorFlow's import ends by importing this Keras module eagerly (and with it all of Keras and scikit-learn:
 # about 4 s of a 7.5 s import). Engines that write their programs in TensorFlow itself never use it.
 _EAGER_KERAS = "keras.src.optimizers"
+# Its public namespaces (tf.data, tf.compat, tf.distribute, tf.__internal__, ...) are generated modules that import
+# about half of TensorFlow's Python modules (a third of the import's time) whether or not a program touches them.
+_NAMESPACES = "tensorflow._api.v2."
+
+
+class _LazyNamespaces(importlib.abc.MetaPathFinder):
+    """Finds TensorFlow's namespace modules as usual, but loads each (the standard library's ``LazyLoader``) only
+    when first touched: ``tf.math.tanh`` works as before, and the namespaces nothing touches cost nothing."""
+
+    def __init__(self, root: Path) -> None:
+        api = root / "_api" / "v2"
+        self.shadowed = tuple(sorted(p.parent.name for p in api.glob("*/__init__.py")
+                                     if (root / p.parent.name / "__init__.py").is_file()))
+
+    def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None):
+        if not name.startswith(_NAMESPACES):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = importlib.util.LazyLoader(_UnderPackages(spec.loader, self.shadowed))
+        return spec
+
+
+class _UnderPackages(importlib.abc.Loader):
+    """Loads a namespace as TensorFlow's own import would have. Two of them, tf.distribute and tf.lite, share their
+    name with a real package (of generated kernels and protos) that their modules import as ``import
+    tensorflow.distribute.<...> as x``, which reads ``tf.distribute``: while a namespace loads, the real packages
+    hold those names, as they did during TensorFlow's import, and the namespaces get them back after."""
+
+    def __init__(self, loader: importlib.abc.Loader, shadowed: tuple[str, ...]) -> None:
+        self.loader, self.shadowed = loader, shadowed
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        tensorflow = sys.modules["tensorflow"]
+        namespaces = {name: vars(tensorflow).get(name) for name in self.shadowed}
+        for name in self.shadowed:
+            setattr(tensorflow, name, importlib.import_module(f"tensorflow.{name}"))
+        try:
+            self.loader.exec_module(module)
+        finally:
+            for name, namespace in namespaces.items():
+                if namespace is not None:  # (None: TensorFlow's import is still running, and binds it later)
+                    setattr(tensorflow, name, namespace)
 
 
 def import_tensorflow() -> ModuleType:
-    """TensorFlow, imported (if it is not yet) without the Keras it loads eagerly; ``import keras`` later still
-    works as usual. Call it before the first ``import tensorflow`` of a process that trains without Keras."""
+    """TensorFlow, imported (if it is not yet) without the Keras it loads eagerly and with its namespaces loaded when
+    first touched; ``import keras`` later still works as usual. Call it before the first ``import tensorflow`` of a
+    process that trains without Keras."""
     if "tensorflow" not in sys.modules and _EAGER_KERAS not in sys.modules:
         sys.modules[_EAGER_KERAS] = None  # TensorFlow catches the ImportError this raises and goes on
+        lazy = _LazyNamespaces(Path(importlib.util.find_spec("tensorflow").origin).parent)
+        sys.meta_path.insert(0, lazy)
         try:
             import tensorflow
         finally:
+            sys.meta_path.remove(lazy)
             del sys.modules[_EAGER_KERAS]
     import tensorflow
 
