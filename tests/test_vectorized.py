@@ -483,3 +483,29 @@ def test_killing_the_parent_with_sigkill_leaves_no_worker_or_resource_tracker(tm
         time.sleep(0.2)
     alive = [p for p in children if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     assert not alive, f"processes left behind by a killed parent: {alive}"
+
+
+LEAN = """
+import sys
+from pipeline.engines import vectorized as vec
+from pipeline.engines.base import ModelSpec
+from pipeline.seeds import repeat_seeds
+sys.path.insert(0, sys.argv[1])
+from test_vectorized import regime, synthetic_problem
+
+engine, problem = vec.VectorizedEngine(workers=1), synthetic_problem()
+trained = engine.train(problem, regime(), ModelSpec(1, 2, 0.01), repeat_seeds(1, 4), lambda _: None)
+engine.forecast(trained, problem, regime())
+print(sorted(name for name in ("tensorflow.python.keras", "keras") if name in sys.modules))
+"""
+
+
+def test_training_and_forecasting_load_no_keras():
+    # TensorFlow's legacy Keras comes with its tf.nn namespace: a second of every worker's start-up.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = subprocess.run([sys.executable, "-c", LEAN, str(Path(__file__).parent)], capture_output=True, text=True,
+                         check=True)
+    assert run.stdout.splitlines()[-1] == "[]"

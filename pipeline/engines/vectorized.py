@@ -149,12 +149,13 @@ def cell(parts, x, h, c):
     z = z + _dot(h, recurrent, 4 * units)
     z = z + bias
     z0, z1, z2, z3 = tf.split(z, 4, axis=0)
-    i = tf.nn.sigmoid(z0)
-    f = tf.nn.sigmoid(z1)
-    g = tf.nn.tanh(z2)
+    # tf.math's, not tf.nn's (the same functions): touching tf.nn loads TensorFlow's legacy Keras, a second
+    i = tf.math.sigmoid(z0)
+    f = tf.math.sigmoid(z1)
+    g = tf.math.tanh(z2)
     c_new = f * c + i * g
-    o = tf.nn.sigmoid(z3)
-    tanh_c = tf.nn.tanh(c_new)
+    o = tf.math.sigmoid(z3)
+    tanh_c = tf.math.tanh(c_new)
     h_new = o * tanh_c
     y = _dot(h_new, dense_kernel, 1) + dense_bias
     return y, h_new, c_new, (i, f, g, o, tanh_c)
