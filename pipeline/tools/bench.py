@@ -282,16 +282,21 @@ def engine_step_seconds(engine: Engine, problem: Problem, reg: StateRegime, spec
     return (time.process_time() - start) / (replicas * steps)
 
 
-def report_cell(engine: Engine, problem: Problem, reg: StateRegime, spec: ModelSpec, replicas: int) -> float:
-    mine = engine_step_seconds(engine, problem, reg, spec, replicas)
+def report_cell(engine: Engine, problem: Problem, reg: StateRegime, spec: ModelSpec, replicas: int,
+                rounds: int = 3) -> float:
+    """The engine's cost per replica-step against the reference's, each the best of ``rounds`` measurements taken
+    in turn (this machine's speed drifts from minute to minute, and both sides alike)."""
     rows = len(problem.x_train)
     steps = spec.epochs * rows
-    reference = cell_reference_seconds(spec.units, replicas, steps, rows)
+    runs = [(engine_step_seconds(engine, problem, reg, spec, replicas),
+             cell_reference_seconds(spec.units, replicas, steps, rows)) for _ in range(rounds)]
+    mine, reference = (min(side) for side in zip(*runs, strict=True))
     folded = cell_reference_seconds(spec.units, replicas, steps, None)
-    print(f"\ncost per replica-step on {reg.name}, {replicas} replicas, {spec.epochs} epochs (CPU time, one thread):")
-    print(f"  engine:    {mine * 1e9:.1f} ns")
+    print(f"\ncost per replica-step on {reg.name}, {replicas} replicas, {spec.epochs} epochs (CPU time, one thread, "
+          f"best of {rounds} taken in turn):")
+    print(f"  engine:    {mine * 1e9:.1f} ns (each: {', '.join(f'{e * 1e9:.1f}' for e, _ in runs)})")
     print(f"  reference: {reference * 1e9:.1f} ns (the same step XLA-fused, reading its row from a table of {rows}, "
-          f"{steps} steps)")
+          f"{steps} steps; each: {', '.join(f'{r * 1e9:.1f}' for _, r in runs)})")
     print(f"  ratio:     {mine / reference:.3g}x")
     print(f"  (the reference on a constant row, which XLA folds into the step: {folded * 1e9:.1f} ns, "
           f"{mine / folded:.3g}x)")
