@@ -108,8 +108,16 @@ def test_adam_is_keras_adam_bit_for_bit():
     w, m, v = tf.constant(w0), tf.zeros_like(w0), tf.zeros_like(w0)
     for step, g in enumerate(grads):
         optimizer.apply([tf.constant(g)], [variable])
-        w, m, v = vec.adam(w, m, v, tf.constant(g), tf.constant(step), 0.003)
+        w, m, v = vec.adam(w, m, v, tf.constant(g), vec.step_size(tf.constant(step), 0.003))
         np.testing.assert_array_equal(w.numpy(), variable.numpy())
+
+
+def test_the_step_size_table_is_each_step_size_computed_alone():
+    import tensorflow as tf
+
+    table = vec._step_sizes(0.003, 40)
+    assert len(vec._step_sizes(0.003, 25)) == 25 and np.array_equal(vec._step_sizes(0.003, 40), table)  # extended
+    np.testing.assert_array_equal(table, [vec.step_size(tf.constant(t), 0.003).numpy() for t in range(40)])
 
 
 BATCH = dict(forecast="batch", batch_size=12)

@@ -25,6 +25,7 @@ Keras, which feeds the kernels one element at a time, differ in ulps).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -36,7 +37,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -204,53 +205,56 @@ def loss_and_grads(w, x, y, h, c, mask, count, units: int, n_in: int, ragged: bo
     return losses, tf.concat(grads, axis=0), h_new, c_new
 
 
-def adam(w, m, v, grad, iteration, learning_rate: float, powers=None):
-    """Keras 3's ``Adam.update_step`` on stacked weights (elementwise, so each replica's own step).
-
-    ``iteration`` counts the updates already applied (Keras's ``optimizer.iterations``): one count for every
-    replica, or with ``powers`` (``_powers``'s tables) one per replica, (R,), its betas' powers looked up.
-    """
+def step_size(iteration, learning_rate: float):
+    """Keras 3's Adam step size for update ``iteration`` (0-based: ``optimizer.iterations`` before it), in float32:
+    the learning rate times sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t), t = iteration + 1."""
     import tensorflow as tf
 
-    if powers is None:
-        step = tf.cast(iteration + 1, tf.float32)
-        beta_1_power = tf.pow(tf.constant(BETA_1, tf.float32), step)
-        beta_2_power = tf.pow(tf.constant(BETA_2, tf.float32), step)
-    else:
-        beta_1_power, beta_2_power = (tf.reshape(tf.gather(table, iteration), (1, 1, -1)) for table in powers)
-    alpha = tf.constant(learning_rate, tf.float32) * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+    step = tf.cast(iteration + 1, tf.float32)
+    beta_1_power = tf.pow(tf.constant(BETA_1, tf.float32), step)
+    beta_2_power = tf.pow(tf.constant(BETA_2, tf.float32), step)
+    return tf.constant(learning_rate, tf.float32) * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+
+
+def adam(w, m, v, grad, alpha):
+    """Keras 3's ``Adam.update_step`` on stacked weights (elementwise, so each replica's own step), ``alpha`` its
+    ``step_size``: one for every replica, or one per replica, (1, 1, R)."""
+    import tensorflow as tf
+
     m = m + (grad - m) * (1 - BETA_1)
     v = v + (tf.square(grad) - v) * (1 - BETA_2)
     return w - (m * alpha) / (tf.sqrt(v) + EPSILON), m, v
 
 
-def _powers(steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Adam's ``beta ** t`` for t = 1 .. ``steps``, both betas, each as Keras computes it: TensorFlow's pow on
-    one scalar (its vectorized kernel rounds some powers differently). Kept and extended in the process."""
-    have = len(_POWERS[0])
-    if have < steps:
-        more = _scalar_powers()(np.int32(have), np.int32(steps))
-        _POWERS[:] = [np.concatenate([old, new.numpy()]) for old, new in zip(_POWERS, more, strict=True)]
-    return _POWERS[0][:steps], _POWERS[1][:steps]
+def _step_sizes(learning_rate: float, steps: int) -> np.ndarray:
+    """``step_size`` of updates 0 .. ``steps`` - 1, each computed as Keras computes it, on one scalar (TensorFlow's
+    vectorized pow rounds some powers differently), on the CPU whatever the device trains. Kept and extended in the
+    process: a training program looks its step sizes up instead of computing each (nine scalar ops per step, about
+    a tenth of a narrow step's ops); the table costs ~5 us per update once (0.1 s for the default study's 22,000),
+    by the single-threaded executor (see ``_executing``), in which the table's own loop is traced and run."""
+    have = _STEP_SIZES.setdefault(learning_rate, np.zeros(0, np.float32))
+    if len(have) < steps:
+        tf = import_tensorflow()
+        with tf.device("/CPU:0"), tf.experimental.function_executor_type("SINGLE_THREADED_EXECUTOR"):
+            more = _scalar_step_sizes(learning_rate)(np.int32(len(have)), np.int32(steps))
+        _STEP_SIZES[learning_rate] = np.concatenate([have, more.numpy()])
+    return _STEP_SIZES[learning_rate][:steps]
 
 
-_POWERS = [np.zeros(0, np.float32), np.zeros(0, np.float32)]  # the process's tables, as far as computed
+_STEP_SIZES: dict[float, np.ndarray] = {}  # the process's tables, by learning rate, as far as computed
 
 
 @functools.cache
-def _scalar_powers():
+def _scalar_step_sizes(learning_rate: float):
     import tensorflow as tf
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec((), tf.int32)] * 2)
     def table(first, end):
-        def power(t, ones, twos):
-            step = tf.cast(t + 1, tf.float32)
-            ones = ones.write(t - first, tf.pow(tf.constant(BETA_1, tf.float32), step))
-            return t + 1, ones, twos.write(t - first, tf.pow(tf.constant(BETA_2, tf.float32), step))
+        def one(t, sizes):
+            return t + 1, sizes.write(t - first, step_size(t, learning_rate))
 
-        arrays = (tf.TensorArray(tf.float32, size=end - first),) * 2
-        _, ones, twos = tf.while_loop(lambda t, *_: t < end, power, (first, *arrays), parallel_iterations=1)
-        return ones.stack(), twos.stack()
+        sizes = tf.TensorArray(tf.float32, size=end - first)
+        return tf.while_loop(lambda t, _: t < end, one, (first, sizes), parallel_iterations=1)[1].stack()
 
     return table
 
@@ -294,8 +298,9 @@ def _quiet_retracing_warning() -> None:
 
 
 @functools.cache
-def _train_program(plan: _Plan):
-    """A segment of training: ``epochs`` epochs from the given weights, Adam moments, state and update count."""
+def _train_program(plan: _Plan, executor: str):
+    """A segment of training: ``epochs`` epochs from the given weights, Adam moments, state and update count, traced
+    for ``executor`` (``_executing``)."""
     import tensorflow as tf
 
     _quiet_retracing_warning()
@@ -317,15 +322,14 @@ def _train_program(plan: _Plan):
             tf.TensorSpec((r,), tf.bool),  # reset: the replica's state is zeroed after each epoch
             tf.TensorSpec((), tf.int32),  # epochs in this segment
             tf.TensorSpec((r,), tf.int32),  # each replica's rows (used with ragged_lengths)
-            tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),  # _powers (ragged_lengths)
+            tf.TensorSpec((None,), tf.float32),  # Adam's step size of every update (_step_sizes)
         ]
     )
-    def train(w, m, v, h, c, it, x_rows, y_rows, orders, mask, carry, reset, epochs, lengths, powers_1, powers_2):
+    def train(w, m, v, h, c, it, x_rows, y_rows, orders, mask, carry, reset, epochs, lengths, step_sizes):
         zeros = tf.zeros((u, b, r))
         carry, reset = tf.reshape(carry, (1, 1, r)), tf.reshape(reset, (1, 1, r))
         counts = tf.reduce_sum(mask, axis=1)  # real rows per batch: the loss divisor and the metric weight
         n_rows = tf.cast(lengths, tf.float32) if per_replica else tf.reduce_sum(counts)
-        powers = (powers_1, powers_2) if per_replica else None
 
         def epoch(e, it, w, m, v, h, c, history):
             rows = tf.cast(tf.gather(orders, tf.math.floormod(e, tf.shape(orders)[1]), axis=1), tf.int32)
@@ -338,16 +342,20 @@ def _train_program(plan: _Plan):
                     h, c = zeros, zeros
                 elif plan.carry == "mixed":
                     h, c = tf.where(carry, h, zeros), tf.where(carry, c, zeros)
-                losses, grad, h, c = loss_and_grads(w, xs[k], ys[k], h, c, mask[k], counts[k], u, n_in, plan.ragged)
-                w, m, v = adam(w, m, v, grad, it, plan.learning_rate, powers)
+                # gather, not xs[k]: a slice at a loop index costs four ops (its bounds packed), a gather one
+                count = tf.gather(counts, k)
+                losses, grad, h, c = loss_and_grads(
+                    w, tf.gather(xs, k), tf.gather(ys, k), h, c, tf.gather(mask, k), count, u, n_in, plan.ragged)
+                alpha = tf.gather(step_sizes, it)
+                w, m, v = adam(w, m, v, grad, tf.reshape(alpha, (1, 1, r)) if per_replica else alpha)
                 if not per_replica:
-                    return k + 1, it + 1, w, m, v, h, c, total + losses * counts[k]  # Keras's loss Mean, row-weighted
+                    return k + 1, it + 1, w, m, v, h, c, total + losses * count  # Keras's loss Mean, row-weighted
                 # A replica past its own rows keeps everything as it was. Its loss adds a zero, so that the graph
                 # optimizer sums an epoch's losses as it does in the replica's own program.
                 real = k < lengths
                 stepped = [tf.where(tf.reshape(real, (1, 1, r)) if len(new.shape) == 3 else real, new, old)
                            for new, old in zip((it + 1, w, m, v, h, c), before, strict=True)]
-                return k + 1, *stepped, total + losses * counts[k] * tf.cast(real, tf.float32)
+                return k + 1, *stepped, total + losses * count * tf.cast(real, tf.float32)
 
             def batches(*loop):
                 for _ in range(UNROLL):
@@ -374,7 +382,7 @@ def _train_program(plan: _Plan):
 
 
 @functools.cache
-def _forecast_program(stateful: bool, reset_after_prediction: bool, units: int, n_in: int):
+def _forecast_program(stateful: bool, reset_after_prediction: bool, units: int, n_in: int, executor: str):
     import tensorflow as tf
 
     state = tf.TensorSpec((units, None, None), tf.float32)
@@ -516,8 +524,7 @@ class _Segment:
 
 def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
     """Train one segment: the new state, its per-epoch losses (R padded, epochs), and its seconds of work."""
-    tf = import_tensorflow()
-
+    import_tensorflow()  # before the initial weights' draws import it plainly, loading what a worker needs not
     plan, state = segment.plan, segment.state
     start = time.perf_counter()
     if state is None:
@@ -526,19 +533,31 @@ def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray],
         w = np.ascontiguousarray(flatten(initial_weights(unique, plan.units, plan.n_in))[..., inverse])
         zeros = np.zeros((plan.units, plan.batch_size, plan.replicas), np.float32)
         state = {"w": w, "m": np.zeros_like(w), "v": np.zeros_like(w), "h": zeros, "c": zeros}
-    if plan.ragged_lengths:
-        lengths = segment.lengths.astype(np.int32)
-        powers = _powers(int(np.max(segment.iteration + segment.epochs * lengths)))
-    else:
-        lengths, powers = np.zeros(plan.replicas, np.int32), (np.zeros(0, np.float32),) * 2
-    with tf.device(_tf_device(device)):
-        out = _train_program(plan)(
+    lengths = segment.lengths.astype(np.int32) if plan.ragged_lengths else np.zeros(plan.replicas, np.int32)
+    updates = segment.iteration + segment.epochs * (lengths if plan.ragged_lengths else plan.n_batches)
+    step_sizes = _step_sizes(plan.learning_rate, int(np.max(updates)))
+    with _executing(device) as executor:
+        out = _train_program(plan, executor)(
             state["w"], state["m"], state["v"], state["h"], state["c"], np.asarray(segment.iteration, np.int32),
             segment.x_rows, segment.y_rows, segment.orders, segment.mask, segment.carry, segment.reset,
-            np.int32(segment.epochs), lengths, *powers,
+            np.int32(segment.epochs), lengths, step_sizes,
         )
     w, m, v, h, c, losses = (t.numpy() for t in out)
     return {"w": w, "m": m, "v": v, "h": h, "c": c}, losses, time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _executing(device: str) -> Iterator[str]:
+    """Where and how the programs trace and run; yields the executor's name, part of a program's cache key. On the
+    CPU, TensorFlow's single-threaded executor runs tiny ops with less overhead than the default one (each worker
+    runs one thread anyway): a quarter less time per step at 512 replicas, 6-15% at 10,000, the same weights, states
+    and forecasts. It keeps loops as functional While ops (not lowered to Switch/Merge, which it cannot run), so it
+    must be in force when a program is traced, as here; the graph optimizer then sums a turn's losses in another
+    order, so the per-epoch loss means moved in their last bits (at most 1e-7) with it."""
+    tf = import_tensorflow()
+    executor = "SINGLE_THREADED_EXECUTOR" if _tf_device(device) == "/CPU:0" else ""
+    with tf.device(_tf_device(device)), tf.experimental.function_executor_type(executor):
+        yield executor
 
 
 def _tf_device(device: str) -> str:
@@ -922,8 +941,8 @@ def _forecast_task(trained: TrainedReplicas, problem: Problem, regime: StateRegi
 
 def _run_forecast(task: _Forecast, device: str) -> np.ndarray:
     """Scaled forecasts of the test rows, (R, n_test)."""
-    tf = import_tensorflow()
-    program = _forecast_program(task.stateful, task.reset_after_prediction, task.units, task.calls.shape[1])
-    with tf.device(_tf_device(device)):
+    with _executing(device) as executor:
+        program = _forecast_program(task.stateful, task.reset_after_prediction, task.units, task.calls.shape[1],
+                                    executor)
         out = program(task.weights, task.state_h, task.state_c, task.calls)
     return np.transpose(out.numpy()[..., : task.replicas], (2, 0, 1)).reshape(task.replicas, -1)[:, -task.n_test :]
