@@ -258,7 +258,7 @@ def cell_reference_seconds(units: int, replicas: int, steps: int, rows: int | No
             else:
                 x, y = table[0, k % rows], table[1, k % rows]
             _, grad, h, c = vec.loss_and_grads(w, x, y, h, c, mask, count, units, 1, False)
-            w, m, v = vec.adam(w, m, v, grad, k, 0.001)
+            w, m, v = vec.adam(w, m, v, grad, vec.step_size(k, 0.001))
             return k + 1, w, m, v, h, c
 
         return tf.while_loop(lambda k, *_: k < steps, step, (0, w, tf.zeros_like(w), tf.zeros_like(w), h, c))
@@ -271,15 +271,24 @@ def cell_reference_seconds(units: int, replicas: int, steps: int, rows: int | No
     return (time.process_time() - start) / (replicas * steps)
 
 
-def engine_step_seconds(engine: Engine, problem: Problem, reg: StateRegime, spec: ModelSpec, replicas: int) -> float:
-    """CPU seconds per replica-step of the engine in this process (one worker), its program compiled beforehand."""
+def engine_step_seconds(engine: Engine, problem: Problem, reg: StateRegime, spec: ModelSpec,
+                        replicas: int) -> tuple[float, float]:
+    """The engine's CPU seconds per replica-step in this process (one worker), and its CPU seconds of set-up per
+    training (initial weights, row orders, handing segments over), its program compiled beforehand: from two
+    trainings, of ``spec.epochs`` and of three times as many, since the reference's figure holds no set-up either."""
     local = replace(engine, workers=1) if hasattr(engine, "workers") else engine
     seeds = repeat_seeds(0, replicas)
     local.train(problem, reg, replace(spec, epochs=1), seeds, _ignore)
-    start = time.process_time()
-    local.train(problem, reg, spec, seeds, _ignore)
-    steps = spec.epochs * -(-len(problem.x_train) // reg.batch_size)
-    return (time.process_time() - start) / (replicas * steps)
+
+    def cpu_seconds(epochs: int) -> float:
+        start = time.process_time()
+        local.train(problem, reg, replace(spec, epochs=epochs), seeds, _ignore)
+        return time.process_time() - start
+
+    steps = -(-len(problem.x_train) // reg.batch_size) * replicas  # replica-steps per epoch
+    short, long = cpu_seconds(spec.epochs), cpu_seconds(3 * spec.epochs)
+    per_step = (long - short) / (2 * spec.epochs * steps)
+    return per_step, short - per_step * spec.epochs * steps
 
 
 def report_cell(engine: Engine, problem: Problem, reg: StateRegime, spec: ModelSpec, replicas: int,
@@ -288,16 +297,21 @@ def report_cell(engine: Engine, problem: Problem, reg: StateRegime, spec: ModelS
     in turn (this machine's speed drifts from minute to minute, and both sides alike)."""
     rows = len(problem.x_train)
     steps = spec.epochs * rows
-    runs = [(engine_step_seconds(engine, problem, reg, spec, replicas),
+    runs = [(*engine_step_seconds(engine, problem, reg, spec, replicas),
              cell_reference_seconds(spec.units, replicas, steps, rows)) for _ in range(rounds)]
-    mine, reference = (min(side) for side in zip(*runs, strict=True))
+    mine, reference = min(run[0] for run in runs), min(run[2] for run in runs)
+    setup = min(run[1] for run in runs)
     folded = cell_reference_seconds(spec.units, replicas, steps, None)
-    print(f"\ncost per replica-step on {reg.name}, {replicas} replicas, {spec.epochs} epochs (CPU time, one thread, "
-          f"best of {rounds} taken in turn):")
-    print(f"  engine:    {mine * 1e9:.1f} ns (each: {', '.join(f'{e * 1e9:.1f}' for e, _ in runs)})")
+    each = ", ".join(f"{e * 1e9:.1f}" for e, _, _ in runs)
+    print(f"\ncost per replica-step on {reg.name}, {replicas} replicas (CPU time, one thread, best of {rounds} "
+          f"taken in turn):")
+    print(f"  engine:    {mine * 1e9:.1f} ns (each: {each}; from trainings of {spec.epochs} and {3 * spec.epochs} "
+          f"epochs)")
     print(f"  reference: {reference * 1e9:.1f} ns (the same step XLA-fused, reading its row from a table of {rows}, "
-          f"{steps} steps; each: {', '.join(f'{r * 1e9:.1f}' for _, r in runs)})")
+          f"{steps} steps; each: {', '.join(f'{r * 1e9:.1f}' for _, _, r in runs)})")
     print(f"  ratio:     {mine / reference:.3g}x")
+    print(f"  (the engine's set-up per training besides: {setup:.3f} s, mostly the initial weights' draws, "
+          f"{setup / (steps * replicas) * 1e9:.1f} ns per replica-step over {spec.epochs} epochs)")
     print(f"  (the reference on a constant row, which XLA folds into the step: {folded * 1e9:.1f} ns, "
           f"{mine / folded:.3g}x)")
     return mine / reference
