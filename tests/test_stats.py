@@ -136,6 +136,33 @@ def test_batched_intervals_equal_one_at_a_time_and_keep_constant_rows_exact():
     np.testing.assert_array_equal(low, again[0])
 
 
+def test_drawing_the_resamples_in_batches_changes_no_bit(monkeypatch):
+    rows = np.vstack([50 + noise(26, 130, sd=3), 70 + noise(27, 130, sd=1)])
+
+    def everything() -> list[np.ndarray]:
+        means = [stats.bootstrap_cis(r, np.mean, BOOT, "mean") for r in (rows, rows[:1])]  # BCa's jackknife too
+        spread = stats.sd_ratio_cis(rows[:1], rows[1:], BOOT, "spread")
+        return [*means[0], *means[1], *spread, stats.se_by_repeats(rows, [5, 130], 250, np.random.default_rng(0))]
+
+    batched = everything()
+    monkeypatch.setattr(stats, "BATCH", 7)  # divides neither the resamples nor the repeats
+    ragged = everything()
+    monkeypatch.setattr(stats, "BATCH", 10**6)  # all at once
+    for a, b, c in zip(batched, ragged, everything(), strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("values", [np.vstack([noise(28, 300, sd=10), noise(29, 300, sd=3)]), noise(30, 300)])
+def test_standard_errors_are_those_of_every_draw_at_once(values):
+    rows, sizes, draws = np.atleast_2d(values), [5, 30, 300], 450
+    rng = np.random.default_rng(5)
+    at_once = np.column_stack([rows[:, rng.integers(0, 300, size=(draws, n))].mean(axis=-1).std(axis=-1, ddof=1)
+                               for n in sizes])
+    se = stats.se_by_repeats(values, sizes, draws, np.random.default_rng(5))
+    np.testing.assert_array_equal(se, at_once if values.ndim == 2 else at_once[0])
+
+
 def test_a_heavy_tailed_sample_where_the_mean_and_the_hodges_lehmann_shift_disagree():
     d = np.full(400, 0.3) + noise(21, 400, sd=0.05)
     d[:8] = -40.0  # a few blow-ups

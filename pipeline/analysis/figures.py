@@ -26,6 +26,12 @@ def pyplot() -> Any:
     return plt
 
 
+def preload() -> None:
+    """Import what drawing needs, in a worker that is to draw, before its first plot arrives."""
+    import matplotlib.backends.backend_agg  # the PNG writer, imported by the first save
+    import matplotlib.figure  # noqa: F401
+
+
 def figure(**kwargs: Any) -> Any:
     """A figure outside pyplot, which only files are made of here: importing pyplot costs half a second."""
     from matplotlib.figure import Figure

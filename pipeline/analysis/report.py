@@ -55,16 +55,26 @@ class Tables:
         return list(self.summary.columns)
 
     def decisive(self) -> pd.DataFrame:
-        """The confirmatory mean contrasts on paired repeats: usable pairs, one row per distinct pair."""
-        e = self.evidence
-        if e.empty:
-            return e
-        used = e[(e.endpoint == "mean") & e.usable.astype(bool)]
-        if "sd_diff" in used:  # endpoints on the pairs need paired repeats
-            used = used[used.sd_diff.notna()]
-        if used.empty:  # e.g. one regime run: no contrast decides anything
-            return used
-        return used.loc[~used.apply(lambda r: frozenset((r.a, r.b)), axis=1).duplicated()]
+        return decisive(self.evidence)
+
+    def evidence_by_claim(self) -> dict[str, list[dict]]:
+        """Each claim's evidence rows as records, the table converted once (a conversion costs per column)."""
+        grouped: dict[str, list[dict]] = {}
+        for e in self.evidence.to_dict("records"):
+            grouped.setdefault(e["key"], []).append(e)
+        return grouped
+
+
+def decisive(evidence: pd.DataFrame) -> pd.DataFrame:
+    """The confirmatory mean contrasts on paired repeats: usable pairs, one row per distinct pair."""
+    if evidence.empty:
+        return evidence
+    used = evidence[(evidence.endpoint == "mean") & evidence.usable.astype(bool)]
+    if "sd_diff" in used:  # endpoints on the pairs need paired repeats
+        used = used[used.sd_diff.notna()]
+    if used.empty:  # e.g. one regime run: no contrast decides anything
+        return used
+    return used.loc[~used.apply(lambda r: frozenset((r.a, r.b)), axis=1).duplicated()]
 
 
 @dataclass(frozen=True)
@@ -89,14 +99,14 @@ def draw_evaluated(results: pd.DataFrame, order: list[str], baselines: pd.DataFr
             submit(figures.forecast_plot, forecasts, order, plots.forecasts)]
 
 
-def draw_compared(cfg: DictConfig, tables: Tables, plots: Plots, submit: Callable[..., Any] = _now) -> Any:
-    """The plot drawn from the comparison: standard errors against repeats, for the decisive contrasts."""
-    return submit(figures.repeats_plot, tables.decisive(), cfg.stats.margin, 1 - cfg.stats.alpha, plots.se)
+def draw_compared(cfg: DictConfig, evidence: pd.DataFrame, plots: Plots, submit: Callable[..., Any] = _now) -> Any:
+    """The plot drawn from the claims' evidence: where each decisive contrast stands, and the repeats it needs."""
+    return submit(figures.repeats_plot, decisive(evidence), cfg.stats.margin, 1 - cfg.stats.alpha, plots.se)
 
 
 def draw(cfg: DictConfig, tables: Tables, plots: Plots) -> None:
     draw_evaluated(tables.results, tables.order, tables.baselines, tables.forecasts, plots)
-    draw_compared(cfg, tables, plots)
+    draw_compared(cfg, tables.evidence, plots)
 
 
 # --- formatting -----------------------------------------------------------------------------------
@@ -197,9 +207,10 @@ def answer(cfg: DictConfig, tables: Tables) -> str:
     mean_rmse = float(tables.intervals["mean"].mean())
     lines = []
     verdicts = tables.verdicts.set_index("key")
+    evidence = tables.evidence_by_claim()
     for key in [k for k in verdicts.index if k.startswith("E")]:
         v = verdicts.loc[key]
-        group = tables.evidence[tables.evidence.key == key].to_dict("records")
+        group = evidence.get(key, [])
         used = [e for e in group if e["usable"]]
         unused = [e for e in group if not e["usable"] and e["verdict"] != decision.NOT_RUN]
         if v.verdict == decision.NOT_RUN:
@@ -285,8 +296,9 @@ never reset starts the test from the state training ended in. The same regimes a
 def claims_section(cfg: DictConfig, tables: Tables) -> str:
     margin, level = cfg.stats.margin, _level(cfg)
     rows = []
+    evidence = tables.evidence_by_claim()
     for v in tables.verdicts.to_dict("records"):
-        group = tables.evidence[tables.evidence.key == v["key"]].to_dict("records")
+        group = evidence.get(v["key"], [])
         used = [e for e in group if e["usable"]] or group
         rows.append({
             "#": v["key"], "claim (source)": f"{v['claim']} ({v['source']})",

@@ -16,6 +16,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from itertools import combinations
 
 import numpy as np
@@ -23,6 +24,10 @@ import pandas as pd
 
 from pipeline.analysis.decision import holm_adjusted
 
+# Resamples (or studies) drawn and reduced at a time: all at once, a (rows, 2000, 1000) float array takes hundreds
+# of megabytes, and touching fresh memory costs more than the arithmetic. Splitting the draws changes no bit: the
+# generator's stream does not depend on how it is split, and each resample is reduced on its own.
+BATCH = 100
 PAIRED, UNPAIRED, IDENTICAL = "paired", "unpaired", "identical"
 EQUIVALENT = "equivalent by construction"
 NO_DIFFERENCE = "no significant difference"
@@ -67,7 +72,7 @@ def _bootstrap(samples: list[np.ndarray], statistic: Callable, boot: Bootstrap, 
 
     def draw(method: str):
         return stats.bootstrap(
-            samples, statistic, n_resamples=boot.resamples, vectorized=True, paired=paired, axis=-1,
+            samples, statistic, n_resamples=boot.resamples, batch=BATCH, vectorized=True, paired=paired, axis=-1,
             confidence_level=boot.confidence, method=method, rng=rng_for(boot.seed, label),
         ).confidence_interval
 
@@ -148,7 +153,7 @@ def hodges_lehmann(diffs: np.ndarray, confidence: float) -> tuple[float, float, 
 
     d = np.asarray(diffs, dtype=np.float64)
     n = len(d)
-    i, j = np.triu_indices(n)
+    i, j = _pairs_with_self(n)
     walsh = (d[i] + d[j]) / 2
     z = stats.norm.ppf(0.5 + confidence / 2)
     k = int(np.floor(n * (n + 1) / 4 - z * np.sqrt(n * (n + 1) * (2 * n + 1) / 24)))
@@ -157,6 +162,14 @@ def hodges_lehmann(diffs: np.ndarray, confidence: float) -> tuple[float, float, 
     middle = [(m - 1) // 2, m // 2]
     ranked = np.partition(walsh, sorted({k, m - 1 - k, *middle}))  # the order statistics needed, not a full sort
     return float(ranked[middle].mean()), float(ranked[k]), float(ranked[m - 1 - k])
+
+
+@cache
+def _pairs_with_self(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (i, j), i <= j, of the Walsh averages of n values: one set for every contrast of a study."""
+    i, j = np.triu_indices(n)
+    i.flags.writeable = j.flags.writeable = False  # shared between calls
+    return i, j
 
 
 def lower_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -328,6 +341,12 @@ def se_by_repeats(values: np.ndarray, sizes: Sequence[int], draws: int, rng: np.
     """
     values = np.asarray(values, dtype=np.float64)
     rows = np.atleast_2d(values)
-    se = np.column_stack([rows[:, rng.integers(0, rows.shape[1], size=(draws, n))].mean(axis=-1).std(axis=-1, ddof=1)
-                          for n in sizes])
+    se = np.column_stack([_study_means(rows, n, draws, rng).std(axis=-1, ddof=1) for n in sizes])
     return se[0] if values.ndim == 1 else se
+
+
+def _study_means(rows: np.ndarray, n: int, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """Each row's mean over ``draws`` studies of ``n`` repeats drawn from it with replacement, shape (k, draws):
+    every row with the same draws, ``BATCH`` studies at a time."""
+    return np.concatenate([rows[:, rng.integers(0, rows.shape[1], size=(min(BATCH, draws - start), n))].mean(axis=-1)
+                           for start in range(0, draws, BATCH)], axis=-1)

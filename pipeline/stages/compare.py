@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from pipeline import data, errors, io, processes
 from pipeline.analysis import claims as claimlist
-from pipeline.analysis import contrasts, decision, report, stats
+from pipeline.analysis import contrasts, decision, figures, report, stats
 from pipeline.artifacts import Paths, paths
 from pipeline.params import ConfigError, load_params, regimes
 
@@ -410,7 +410,8 @@ def write_plot_data(directory: Path, table: pd.DataFrame, columns: list[str]) ->
 
 def run(cfg: DictConfig, root: Path, painter: Executor | None = None) -> Comparison:
     """The comparison of evaluate's tables, every file written. With ``painter`` (one worker) the plots are drawn
-    there while this process computes: those of evaluate's tables from the start."""
+    there while this process computes: those of evaluate's tables from the start, the repeats plot once the claims'
+    evidence is known; in between it computes the standard-error table, which needs numpy alone."""
     p = paths(cfg, root)
     results = read_table(p.results, RESULTS_COLUMNS, "evaluate")
     forecasts = read_table(p.forecasts, FORECAST_COLUMNS, "evaluate")
@@ -428,10 +429,13 @@ def run(cfg: DictConfig, root: Path, painter: Executor | None = None) -> Compari
     drawing = report.draw_evaluated(results, order, baselines, forecast_table, plots, painter.submit) if painter else []
     pool = samples(results, order)
     boot = bootstrap_spec(cfg.stats)
+    se = painter.submit(se_table, pool, cfg.stats) if painter else None
     n_train = train_pairs(p.raw, cfg)
     groups = stats.twins(pool)
     pairs = claim_pairs(pool, records, n_train)
     evidence, verdicts = evaluate_claims(pairs, pool, cfg, boot)
+    if painter:  # while the other tables are computed
+        drawing.append(report.draw_compared(cfg, evidence, plots, painter.submit))
     published = published_figures(cfg.data.name)
     draws, seed = cfg.stats.se_draws, cfg.stats.bootstrap_seed
     tables = report.Tables(
@@ -447,7 +451,7 @@ def run(cfg: DictConfig, root: Path, painter: Executor | None = None) -> Compari
         sensitivity=sensitivity(pairs, pool, cfg, verdicts),
         published=published_vs_reproduced(published, pool, draws, seed),
         a_vs_a=a_vs_a(published, pool, draws, seed),
-        se=se_table(pool, cfg.stats),
+        se=se.result() if se else se_table(pool, cfg.stats),
         forecasts=forecast_table,
     )
     return write(cfg, p, tables, plots, painter, drawing)
@@ -465,8 +469,6 @@ def write(cfg: DictConfig, p: Paths, tables: report.Tables, plots: report.Plots,
     write_plot_data(p.forecast_data, tables.forecasts, ["step", "period", "actual", "forecast"])
     if painter is None:
         report.draw(cfg, tables, plots)
-    else:
-        drawing.append(report.draw_compared(cfg, tables, plots, painter.submit))
     report.write(cfg, tables, plots, data.file_sha256(p.raw), p.shampoo_report)
     for plot in drawing:
         plot.result()  # the painter's errors are this stage's
@@ -484,8 +486,10 @@ def written(p: Paths) -> tuple[Path, ...]:
 
 def main() -> None:
     # One worker, forked before scipy, statsmodels and matplotlib are imported, draws the plots while this process
-    # computes the statistics: the plots take about a third of the stage.
+    # computes the statistics: the plots take about a third of the stage. Its first task (which forks it) imports
+    # matplotlib while this process reads the tables.
     with processes.forked_pool(1) as painter:
+        painter.submit(figures.preload)
         run(load_params(), Path.cwd(), painter)
 
 
