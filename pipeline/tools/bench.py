@@ -542,14 +542,21 @@ def report_stages(repo: Path, overrides: Sequence[str], runs: int) -> StagesTimi
     return timing
 
 
+# Stages with a bound of their own; the issue holds the other non-training stages of its day to 1 s beyond numpy.
+# baselines and track came later, out of evaluate (the baselines' fits) and compare (MLflow): their figures are
+# printed with the stages', against no target.
+STAGE_BOUNDS = {"compare": 3.0, "evaluate": 4.0}
+UNBOUND_STAGES = ("baselines", "track")
+
+
 def stage_targets(timing: StagesTiming) -> list[tuple[str, float, float, bool]]:
     """Issue 16's per-stage targets as report_targets rows."""
     alone = timing.standalone
     clone = "fresh clone, overridden" if timing.overrides else "fresh clone"
     rows = [(f"dvc repro compare, {clone} (s)", timing.compared_s(), 30.0, True)]
-    rows += [(f"{name} stage (s)", alone[name], bound, True) for name, bound in (("compare", 3.0), ("evaluate", 4.0))
-             if name in alone]
-    return rows + [(f"{name} minus bare numpy import (s)", s - timing.numpy_s, 1.0, True) for name, s in alone.items()]
+    rows += [(f"{name} stage (s)", alone[name], bound, True) for name, bound in STAGE_BOUNDS.items() if name in alone]
+    return rows + [(f"{name} minus bare numpy import (s)", s - timing.numpy_s, 1.0, True) for name, s in alone.items()
+                   if name not in STAGE_BOUNDS and name not in UNBOUND_STAGES]
 
 
 def report_targets(rows: Sequence[tuple[str, float, float, bool]]) -> None:
