@@ -66,8 +66,8 @@ def test_bench_prints_every_section(capsys):
     cell = out[out.index("cost per replica-step on stateless, 16 replicas") :]
     engine_ns, reference_ns, cell_ratio = (_numbers(line)[0] for line in cell.splitlines()[1:4])
     assert engine_ns > 0 and reference_ns > 0 and cell_ratio == pytest.approx(engine_ns / reference_ns, rel=0.01)
-    ratio = float(re.search(r"ratio:\s+([\d.e+]+)x", out).group(1))
-    assert ratio > 1
+    throughput = out[out.index("throughput on stateless") :]
+    assert float(re.search(r"ratio:\s+([\d.e+]+)x", throughput).group(1)) > 1  # faster than Keras, even here
     assert "scaled linearly to 2 epochs" in out
     scaling = out[out.index("scaling on stateless") :]
     assert [_numbers(line)[:2] for line in scaling.splitlines()[2:6]] == [[1, 1], [20, 1], [8, 1], [8, 2]]

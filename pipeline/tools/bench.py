@@ -287,6 +287,8 @@ def engine_step_seconds(engine: Engine, problem: Problem, reg: StateRegime, spec
 
     steps = -(-len(problem.x_train) // reg.batch_size) * replicas  # replica-steps per epoch
     short, long = cpu_seconds(spec.epochs), cpu_seconds(3 * spec.epochs)
+    if long <= short:  # noise swamped the extra epochs (a tiny run): the longer run whole, an upper bound
+        return long / (3 * spec.epochs * steps), 0.0
     per_step = (long - short) / (2 * spec.epochs * steps)
     return per_step, short - per_step * spec.epochs * steps
 
