@@ -558,8 +558,9 @@ def _executing(device: str) -> Iterator[str]:
     must be in force when a program is traced, as here; the graph optimizer then sums a turn's losses in another
     order, so the per-epoch loss means moved in their last bits (at most 1e-7) with it."""
     tf = import_tensorflow()
-    executor = "SINGLE_THREADED_EXECUTOR" if _tf_device(device) == "/CPU:0" else ""
-    with tf.device(_tf_device(device)), tf.experimental.function_executor_type(executor):
+    where = _tf_device(device)
+    executor = "SINGLE_THREADED_EXECUTOR" if where == "/CPU:0" else ""
+    with tf.device(where), tf.experimental.function_executor_type(executor):
         yield executor
 
 
