@@ -1,13 +1,15 @@
 """The fast engine: thousands of replicas, of every training procedure of equal shapes, in one compiled program.
 
 The replicas' weights are stacked (replica axis innermost, so every op runs over contiguous
-replicas) and trained by one ``tf.function``: a graph loop over epochs and batches whose every op
-acts on all replicas together. A step is what a Keras 3
-LSTM(units) -> Dense(1) ``fit`` does on one batch, with the same TensorFlow kernels: the forward
-pass, the mean-squared-error loss, its gradient (written out below, op for op what
-``tf.GradientTape`` derives for the sum of the replicas' losses; the sum's derivative with respect
-to each replica's loss is one, so no replica's loss reaches another's weights) and Keras's Adam
-update. Plain graph, no XLA, as Keras runs on a CPU.
+replicas) and trained by one ``tf.function``: a graph loop over epochs, each epoch's batches one
+XLA-compiled loop whose every op acts on all replicas together. A step is what a Keras 3
+LSTM(units) -> Dense(1) ``fit`` does on one batch: the forward pass, the mean-squared-error loss,
+its gradient (written out below, op for op what ``tf.GradientTape`` derives for the sum of the
+replicas' losses; the sum's derivative with respect to each replica's loss is one, so no replica's
+loss reaches another's weights) and Keras's Adam update. XLA fuses a step's ~65 ops into a few
+kernels, so a narrow step costs its arithmetic rather than their dispatch (2.5 times faster at 512
+replicas); its kernels round differently from TensorFlow's, which Keras runs on a CPU, so the two
+engines agree within float rounding and in law, not in ulps.
 
 ``train_many`` takes every job (a training procedure over some seeds), groups the jobs of equal
 shapes (at batch size 1, of any length: see ``_Plan.ragged_lengths``), and cuts each group's replicas,
@@ -18,9 +20,7 @@ processes (one pool per process, kept; TensorFlow on one thread each: tiny ops g
 threads, and separate processes overlap the per-op overhead), so progress and checkpoints happen
 between segments. A replica's result depends on its seed alone: every chunk is padded to a whole
 number of SIMD packets, so each element goes through the same vectorized kernel path wherever it sits
-(a ragged tail takes a scalar path that differs in the last bit, which is also why this engine and
-Keras, which feeds the kernels one element at a time, differ in ulps).
-"""
+(a ragged tail may take a scalar path that differs in the last bit)."""
 
 from __future__ import annotations
 
@@ -61,11 +61,6 @@ from pipeline.regimes import StateRegime
 from pipeline.seeds import epoch_orders
 
 LANES = 16  # replicas per chunk are padded to a multiple of the widest SIMD packet (AVX-512 floats)
-# Batches per turn of the graph's batch loop, written out (the same weights, bit for bit, whatever the number). Each
-# written-out batch costs compilation (tracing and graph optimization, ~0.1 s per batch, paid by every worker for
-# every program) but no run time measured: 4 ran epochs as fast as 8 at 64 to 10,000 replicas and compiled in a third
-# of the time. The graph optimizer groups the epoch's loss sum per turn, so the number sets the losses' last bits.
-UNROLL = 4
 MIN_PARALLEL_CHUNK = 64  # fewer replicas per worker than this do not pay for a worker's start-up
 
 # Keras 3 Adam defaults (keras.optimizers.Adam): the same Python floats, so the same float32 constants.
@@ -302,13 +297,14 @@ def _quiet_retracing_warning() -> None:
 @functools.cache
 def _train_program(plan: _Plan, executor: str):
     """A segment of training: ``epochs`` epochs from the given weights, Adam moments, state and update count, traced
-    for ``executor`` (``_executing``)."""
+    for ``executor`` (``_executing``). Each epoch's batches run as one XLA-compiled loop (``_batch_loop``)."""
     import tensorflow as tf
 
     _quiet_retracing_warning()
     b, nb, u, n_in, r = plan.batch_size, plan.n_batches, plan.units, plan.n_in, plan.replicas
     weights, state = tf.TensorSpec((sum(_sizes(u, n_in)), 1, r), tf.float32), tf.TensorSpec((u, b, r), tf.float32)
     per_replica = plan.ragged_lengths
+    batches = _batch_loop(plan)
 
     @tf.function(
         autograph=False,  # every loop and branch is written out (tf.while_loop, Python on static values)
@@ -328,52 +324,19 @@ def _train_program(plan: _Plan, executor: str):
         ]
     )
     def train(w, m, v, h, c, it, x_rows, y_rows, orders, mask, carry, reset, epochs, lengths, step_sizes):
-        zeros = tf.zeros((u, b, r))
-        carry, reset = tf.reshape(carry, (1, 1, r)), tf.reshape(reset, (1, 1, r))
         counts = tf.reduce_sum(mask, axis=1)  # real rows per batch: the loss divisor and the metric weight
         n_rows = tf.cast(lengths, tf.float32) if per_replica else tf.reduce_sum(counts)
+        # An epoch's batch k is update it + k (of each replica's own count, with ragged lengths; past its rows a
+        # replica takes no step, so its index, still within the table, goes unused)
+        ahead = tf.range(nb)[:, None] if per_replica else tf.range(nb)
 
         def epoch(e, it, w, m, v, h, c, history):
             rows = tf.cast(tf.gather(orders, tf.math.floormod(e, tf.shape(orders)[1]), axis=1), tf.int32)
+            # (nb, features, b, R or 1): each replica's batches, or one set every replica reads
             xs = tf.transpose(tf.reshape(tf.gather(x_rows, rows), (-1, nb, b, n_in)), (1, 3, 2, 0))
             ys = tf.transpose(tf.reshape(tf.gather(y_rows, rows), (-1, nb, b, 1)), (1, 3, 2, 0))
-
-            def batch(k, it, w, m, v, h, c, total):
-                before = (it, w, m, v, h, c)
-                if plan.carry == "none":  # Keras starts a stateless layer from zeros on every batch
-                    h, c = zeros, zeros
-                elif plan.carry == "mixed":
-                    h, c = tf.where(carry, h, zeros), tf.where(carry, c, zeros)
-                # gather, not xs[k]: a slice at a loop index costs four ops (its bounds packed), a gather one
-                count = tf.gather(counts, k)
-                losses, grad, h, c = loss_and_grads(
-                    w, tf.gather(xs, k), tf.gather(ys, k), h, c, tf.gather(mask, k), count, u, n_in, plan.ragged)
-                alpha = tf.gather(step_sizes, it)
-                w, m, v = adam(w, m, v, grad, tf.reshape(alpha, (1, 1, r)) if per_replica else alpha)
-                if not per_replica:
-                    return k + 1, it + 1, w, m, v, h, c, total + losses * count  # Keras's loss Mean, row-weighted
-                # A replica past its own rows keeps everything as it was. Its loss adds a zero, so that the graph
-                # optimizer sums an epoch's losses as it does in the replica's own program.
-                real = k < lengths
-                stepped = [tf.where(tf.reshape(real, (1, 1, r)) if len(new.shape) == 3 else real, new, old)
-                           for new, old in zip((it + 1, w, m, v, h, c), before, strict=True)]
-                return k + 1, *stepped, total + losses * count * tf.cast(real, tf.float32)
-
-            def batches(*loop):
-                for _ in range(UNROLL):
-                    loop = batch(*loop)
-                return loop
-
-            loop, looped = (0, it, w, m, v, h, c, tf.zeros((r,))), nb // UNROLL * UNROLL
-            if looped > UNROLL:
-                loop = tf.while_loop(lambda k, *_: k < looped, batches, loop, parallel_iterations=1)
-            for _ in range(nb if looped <= UNROLL else nb - looped):  # the rest (or every batch) written out
-                loop = batch(*loop)
-            _, it, w, m, v, h, c, total = loop
-            if plan.reset == "all":
-                h, c = zeros, zeros
-            elif plan.reset == "mixed":
-                h, c = tf.where(reset, zeros, h), tf.where(reset, zeros, c)
+            alphas = tf.gather(step_sizes, ahead + it)  # Adam's step sizes, (nb,) or (nb, R)
+            it, w, m, v, h, c, total = batches(it, w, m, v, h, c, xs, ys, alphas, counts, mask, carry, reset, lengths)
             return e + 1, it, w, m, v, h, c, history.write(e, tf.math.divide_no_nan(total, n_rows))
 
         loop = (0, it, w, m, v, h, c, tf.TensorArray(tf.float32, size=epochs))
@@ -381,6 +344,49 @@ def _train_program(plan: _Plan, executor: str):
         return w, m, v, h, c, tf.transpose(history.stack())
 
     return train
+
+
+def _batch_loop(plan: _Plan):
+    """One epoch's batches and the reset after it, compiled by XLA into fused kernels (per shape of its inputs: the
+    epoch's batches are per replica or shared). Fused, a narrow step costs its arithmetic rather than the dispatch of
+    its ~65 ops; XLA's kernels round differently from TensorFlow's (and so from Keras's) in the last bits."""
+    import tensorflow as tf
+
+    b, nb, u, n_in, r = plan.batch_size, plan.n_batches, plan.units, plan.n_in, plan.replicas
+    per_replica = plan.ragged_lengths
+
+    @tf.function(jit_compile=True, autograph=False)
+    def batches(it, w, m, v, h, c, xs, ys, alphas, counts, mask, carry, reset, lengths):
+        zeros = tf.zeros((u, b, r))
+        carry, reset = tf.reshape(carry, (1, 1, r)), tf.reshape(reset, (1, 1, r))
+
+        def batch(k, it, w, m, v, h, c, total):
+            before = (it, w, m, v, h, c)
+            if plan.carry == "none":  # Keras starts a stateless layer from zeros on every batch
+                h, c = zeros, zeros
+            elif plan.carry == "mixed":
+                h, c = tf.where(carry, h, zeros), tf.where(carry, c, zeros)
+            count = tf.gather(counts, k)
+            losses, grad, h, c = loss_and_grads(
+                w, tf.gather(xs, k), tf.gather(ys, k), h, c, tf.gather(mask, k), count, u, n_in, plan.ragged)
+            alpha = tf.gather(alphas, k)
+            w, m, v = adam(w, m, v, grad, tf.reshape(alpha, (1, 1, r)) if per_replica else alpha)
+            if not per_replica:
+                return k + 1, it + 1, w, m, v, h, c, total + losses * count  # Keras's loss Mean, row-weighted
+            real = k < lengths  # a replica past its own rows keeps everything as it was, and adds no loss
+            stepped = [tf.where(tf.reshape(real, (1, 1, r)) if len(new.shape) == 3 else real, new, old)
+                       for new, old in zip((it + 1, w, m, v, h, c), before, strict=True)]
+            return k + 1, *stepped, total + losses * count * tf.cast(real, tf.float32)
+
+        loop = (0, it, w, m, v, h, c, tf.zeros((r,)))
+        _, it, w, m, v, h, c, total = tf.while_loop(lambda k, *_: k < nb, batch, loop, parallel_iterations=1)
+        if plan.reset == "all":
+            h, c = zeros, zeros
+        elif plan.reset == "mixed":
+            h, c = tf.where(reset, zeros, h), tf.where(reset, zeros, c)
+        return it, w, m, v, h, c, total
+
+    return batches
 
 
 @functools.cache
@@ -551,11 +557,10 @@ def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray],
 @contextlib.contextmanager
 def _executing(device: str) -> Iterator[str]:
     """Where and how the programs trace and run; yields the executor's name, part of a program's cache key. On the
-    CPU, TensorFlow's single-threaded executor runs tiny ops with less overhead than the default one (each worker
-    runs one thread anyway): a quarter less time per step at 512 replicas, 6-15% at 10,000, the same weights, states
-    and forecasts. It keeps loops as functional While ops (not lowered to Switch/Merge, which it cannot run), so it
-    must be in force when a program is traced, as here; the graph optimizer then sums a turn's losses in another
-    order, so the per-epoch loss means moved in their last bits (at most 9e-8) with it."""
+    CPU, TensorFlow's single-threaded executor runs tiny ops (the epoch loop's, the forecasts') with less overhead
+    than the default one (each worker runs one thread anyway), with the same results. It keeps loops as functional
+    While ops (not lowered to Switch/Merge, which it cannot run), so it must be in force when a program is traced,
+    as here."""
     tf = import_tensorflow()
     where = _tf_device(device)
     executor = "SINGLE_THREADED_EXECUTOR" if where == "/CPU:0" else ""
