@@ -39,13 +39,22 @@ def test_the_libraries_are_the_pinned_runtime_dependencies_as_installed(tmp_path
 def test_the_fingerprint_is_stable_and_its_key_moves_with_any_library():
     first, again = reproduce.platform_fingerprint(PROJECT_ROOT), reproduce.platform_fingerprint(PROJECT_ROOT)
     assert first == again and reproduce.cache_key(first) == reproduce.cache_key(again)
-    assert {"system", "machine", "libc", "python", "blas", "libraries"} <= set(first) and first["blas"]
+    assert {"system", "machine", "libc", "python", "cpu", "blas", "libraries"} <= set(first) and first["blas"]
     assert first["libraries"]["numpy"] == __import__("numpy").__version__
 
     moved = {**first, "libraries": {**first["libraries"], "numpy": "0.0.1"}}
     assert reproduce.cache_key(moved) != reproduce.cache_key(first)
     numpy = first["libraries"]["numpy"]
     assert reproduce.platform_differences(first, moved) == [f"libraries.numpy: {numpy} in the reference, 0.0.1 here"]
+
+
+def test_the_cpu_is_its_vendor_and_vector_instruction_sets(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    processor = "vendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 fma avx512f lm sse\n"
+    cpuinfo.write_text(processor + "\n" + processor)  # one block per core
+    assert reproduce.cpu_features(cpuinfo) == "AuthenticAMD avx2 avx512f fma sse sse2"
+    cpuinfo.write_text(processor.replace(" avx512f", ""))
+    assert reproduce.cpu_features(cpuinfo) == "AuthenticAMD avx2 fma sse sse2"
 
 
 # --------------------------------------------------------------------------------------------- the steps

@@ -86,9 +86,23 @@ def runtime_versions(project: Path) -> dict[str, str]:
     return {name: versions[name] for name in sorted(versions.keys() & pins)}
 
 
+SIMD_FLAGS = ("sse", "avx", "fma", "f16c", "amx", "gfni", "vaes", "vpclmulqdq")  # prefixes of /proc/cpuinfo flags
+
+
+def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's vendor and vector instruction sets, which XLA compiles the engine's kernels for and oneDNN dispatches
+    Keras's on: the same BLAS kernels (which OPENBLAS_CORETYPE can force) are no proof of the same instructions."""
+    if not cpuinfo.exists():
+        return platform.processor()
+    fields = dict(line.split(":", 1) for line in cpuinfo.read_text().splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = sorted(f for f in fields.get("flags", "").split() if f.startswith(SIMD_FLAGS))
+    return " ".join([fields.get("vendor_id", "unknown"), *flags])
+
+
 def platform_fingerprint(project: Path) -> dict[str, Any]:
-    """What decides the bits of a deterministic run: OS and C library, CPU family (the kernels OpenBLAS picked,
-    a proxy for the vector instructions every numeric library dispatches on), Python, and the pinned libraries."""
+    """What decides the bits of a deterministic run: OS and C library, the CPU's vector instructions, the kernels
+    OpenBLAS picked, Python, and the pinned libraries."""
     import numpy  # noqa: F401  (loads the BLAS libraries that threadpoolctl reports)
     import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_info
@@ -98,6 +112,7 @@ def platform_fingerprint(project: Path) -> dict[str, Any]:
         "machine": platform.machine(),
         "libc": " ".join(platform.libc_ver()).strip(),
         "python": ".".join(platform.python_version_tuple()[:2]),
+        "cpu": cpu_features(),
         "blas": sorted(
             {f"{i['internal_api']} {i.get('architecture')}" for i in threadpool_info() if i["user_api"] == "blas"}
         ),
