@@ -182,15 +182,15 @@ def test_groups_share_the_workers_by_their_work():
     assert sorted(c.plan.batch_size for c in chunks) == [1, 1, 12]
 
 
-def test_alike_procedures_share_a_chunk_so_that_its_masks_compile_away():
+def test_in_order_procedures_share_a_chunk_so_that_it_reads_one_row_order():
     problem, model = synthetic_problem(24), ModelSpec(units=1, epochs=3, learning_rate=0.01)
     seeds = repeat_seeds(4, 300)
     procedures = [regime(stateful=False, shuffle=True), regime(stateful=True),
-                  regime(stateful=False, reset_after_epoch=False), regime(stateful=True, reset_after_epoch=False)]
+                  regime(stateful=False, shuffle=True, reset_after_epoch=False), regime(stateful=False)]
     jobs = [TrainingJob(problem, reg, model, seeds) for reg in procedures]
     chunks = chunks_of(vec.VectorizedEngine(workers=2), jobs)
-    assert [(c.plan.carry, c.plan.reset) for c in chunks] == [("all", "mixed"), ("none", "none")]
     assert [sorted(j for j, _, _ in c.pieces) for c in chunks] == [[1, 3], [0, 2]]
+    assert chunks[0].orders(0, 1).shape == (1, 1, 24) and chunks[1].orders(0, 1).shape == (608, 1, 24)
 
 
 def chunks_of_three_lengths() -> tuple[list, dict]:
@@ -347,7 +347,7 @@ def test_procedures_of_equal_shapes_train_in_one_program_with_the_bits_of_each_a
     jobs.append(TrainingJob(other_data(problem), regime(), model, repeat_seeds(4, 3)))
     engine = vec.VectorizedEngine(workers=1, segment_s=0.0)  # one epoch per segment
     (chunk,) = chunks_of(engine, jobs)
-    assert (chunk.plan.carry, chunk.plan.reset, chunk.offsets is not None) == ("mixed", "mixed", True)
+    assert chunk.offsets is not None and chunk.carry.any() and not chunk.carry.all()
     done: dict[int, float] = {}
     together = engine.train_many(jobs, lambda i, models: done.__setitem__(i, done.get(i, 0) + models))
     assert done == pytest.approx({i: len(job.seeds) for i, job in enumerate(jobs)})
@@ -356,13 +356,14 @@ def test_procedures_of_equal_shapes_train_in_one_program_with_the_bits_of_each_a
         assert_same(got, alone)
 
 
-def test_data_sets_of_different_lengths_train_in_one_program_with_the_weights_of_each_alone():
+@pytest.mark.parametrize("n_in", [1, 3])
+def test_data_sets_of_different_lengths_train_in_one_program_with_the_weights_of_each_alone(n_in):
     model = ModelSpec(units=2, epochs=5, learning_rate=0.01)
-    jobs = [TrainingJob(synthetic_problem(n, seed=n), regime(**f), model, repeat_seeds(3, n))
+    jobs = [TrainingJob(synthetic_problem(n, n_in=n_in, seed=n), regime(**f), model, repeat_seeds(3, n))
             for n in (9, 22, 17) for f in SAME_SHAPE]
     engine = vec.VectorizedEngine(workers=1, segment_s=0.0)  # one epoch per segment: the update counts carry over
     (chunk,) = chunks_of(engine, jobs)
-    assert (chunk.plan.ragged_lengths, chunk.plan.n_batches) == (True, 22)
+    assert chunk.lengths is not None and chunk.plan.n_batches == 22
     together = engine.train_many(jobs, lambda *_: None)
     for job, got in zip(jobs, together, strict=True):
         alone = vec.VectorizedEngine(workers=1).train(job.problem, job.regime, model, job.seeds, no_progress)

@@ -12,7 +12,7 @@ replicas); its kernels round differently from TensorFlow's, which Keras runs on 
 engines agree within float rounding and in law, not in ulps.
 
 ``train_many`` takes every job (a training procedure over some seeds), groups the jobs of equal
-shapes (at batch size 1, of any length: see ``_Plan.ragged_lengths``), and cuts each group's replicas,
+shapes (at batch size 1, of any length: see ``_shape_key``), and cuts each group's replicas,
 sorted by length, into chunks of at most ``chunk_size``: one compiled program per chunk, whatever mix of
 procedures and data sets it holds (per-replica reset masks, row orders and lengths). Chunks run
 in epoch segments of about ``segment_s`` seconds, each segment a task for one of ``workers``
@@ -258,12 +258,15 @@ def _scalar_step_sizes(learning_rate: float):
 
 @dataclass(frozen=True)
 class _Plan:
-    """What one compiled training program is specialised on: shapes, the model, and where resets happen.
+    """What one compiled training program is specialised on: shapes and the model.
 
-    Replicas of different training procedures with these in common share one program: which replicas
-    carry their state from batch to batch and which zero it after each epoch are per-replica masks,
-    applied with ``tf.where`` (a selection, so every value is what the procedure's own program gives);
-    a chunk where every replica agrees compiles the mask away.
+    Replicas of different training procedures and data sets with these in common share one program, and every
+    program runs the same ops whatever its replicas: which replicas carry their state from batch to batch and which
+    zero it after each epoch are per-replica masks applied with ``tf.where`` (a selection), each replica reads its
+    own batches, takes its own step sizes and stops at its own number of batches. XLA decides which ops it fuses
+    (and so where it contracts a multiply and an add into one rounding) from the program's ops, so a program that
+    left out what its replicas do not need (a mask all of them agree on, a length all of them share) would round
+    some of the same steps differently: one program for all keeps a replica's bits its seed's alone.
     """
 
     batch_size: int
@@ -274,16 +277,6 @@ class _Plan:
     learning_rate: float
     replicas: int  # static, so that the graph optimizer folds every shape computation away
     order_dtype: str  # of the row orders
-    carry: str  # "all", "none" or "mixed": replicas whose (h, c) carries from batch to batch (stateful)
-    reset: str  # "all", "none" or "mixed": replicas whose state is zeroed after every epoch
-    # Data sets of different lengths (batch size 1 only): each replica's epoch is ``n_batches`` steps, those past
-    # its own length idle (weights, moments, state and update count kept by ``tf.where``), so every real step is
-    # the step its own program takes, bit for bit.
-    ragged_lengths: bool = False
-
-
-def _which(mask: np.ndarray) -> str:
-    return "all" if mask.all() else "mixed" if mask.any() else "none"
 
 
 @functools.cache
@@ -303,7 +296,6 @@ def _train_program(plan: _Plan, executor: str):
     _quiet_retracing_warning()
     b, nb, u, n_in, r = plan.batch_size, plan.n_batches, plan.units, plan.n_in, plan.replicas
     weights, state = tf.TensorSpec((sum(_sizes(u, n_in)), 1, r), tf.float32), tf.TensorSpec((u, b, r), tf.float32)
-    per_replica = plan.ragged_lengths
     batches = _batch_loop(plan)
 
     @tf.function(
@@ -311,7 +303,7 @@ def _train_program(plan: _Plan, executor: str):
         input_signature=[
             weights, weights, weights,  # weights, Adam's first and second moments, flat
             state, state,  # h, c
-            tf.TensorSpec((r,) if per_replica else (), tf.int32),  # updates applied so far (optimizer.iterations)
+            tf.TensorSpec((r,), tf.int32),  # updates applied so far (optimizer.iterations)
             tf.TensorSpec((None, n_in), tf.float32),  # training inputs, each data set followed by a zero row
             tf.TensorSpec((None,), tf.float32),  # training targets, likewise
             tf.TensorSpec((None, None, nb * b), plan.order_dtype),  # row order: (R or 1, epochs or 1, rows)
@@ -319,24 +311,24 @@ def _train_program(plan: _Plan, executor: str):
             tf.TensorSpec((r,), tf.bool),  # carry: the replica's state goes on from batch to batch
             tf.TensorSpec((r,), tf.bool),  # reset: the replica's state is zeroed after each epoch
             tf.TensorSpec((), tf.int32),  # epochs in this segment
-            tf.TensorSpec((r,), tf.int32),  # each replica's rows (used with ragged_lengths)
+            tf.TensorSpec((r,), tf.int32),  # each replica's rows: data sets of different lengths share a program
             tf.TensorSpec((None,), tf.float32),  # Adam's step size of every update (_step_sizes)
         ]
     )
     def train(w, m, v, h, c, it, x_rows, y_rows, orders, mask, carry, reset, epochs, lengths, step_sizes):
         counts = tf.reduce_sum(mask, axis=1)  # real rows per batch: the loss divisor and the metric weight
-        n_rows = tf.cast(lengths, tf.float32) if per_replica else tf.reduce_sum(counts)
-        # An epoch's batch k is update it + k (of each replica's own count, with ragged lengths; past its rows a
-        # replica takes no step, so its index, still within the table, goes unused)
-        ahead = tf.range(nb)[:, None] if per_replica else tf.range(nb)
+        n_rows, steps = tf.cast(lengths, tf.float32), (lengths + b - 1) // b  # each replica's rows and batches
+        # An epoch's batch k is the replica's update it + k (past its own batches a replica takes no step, so its
+        # index, still within the table, goes unused)
+        ahead = tf.range(nb)[:, None]
 
         def epoch(e, it, w, m, v, h, c, history):
             rows = tf.cast(tf.gather(orders, tf.math.floormod(e, tf.shape(orders)[1]), axis=1), tf.int32)
-            # (nb, features, b, R or 1): each replica's batches, or one set every replica reads
-            xs = tf.transpose(tf.reshape(tf.gather(x_rows, rows), (-1, nb, b, n_in)), (1, 3, 2, 0))
-            ys = tf.transpose(tf.reshape(tf.gather(y_rows, rows), (-1, nb, b, 1)), (1, 3, 2, 0))
-            alphas = tf.gather(step_sizes, ahead + it)  # Adam's step sizes, (nb,) or (nb, R)
-            it, w, m, v, h, c, total = batches(it, w, m, v, h, c, xs, ys, alphas, counts, mask, carry, reset, lengths)
+            # (nb, features, b, R): each replica's batches (one set every replica reads, broadcast)
+            xs, ys = (tf.broadcast_to(tf.transpose(tf.reshape(tf.gather(table, rows), (-1, nb, b, n)), (1, 3, 2, 0)),
+                                      (nb, n, b, r)) for table, n in ((x_rows, n_in), (y_rows, 1)))
+            alphas = tf.gather(step_sizes, ahead + it)  # Adam's step sizes, (nb, R)
+            it, w, m, v, h, c, total = batches(it, w, m, v, h, c, xs, ys, alphas, counts, mask, carry, reset, steps)
             return e + 1, it, w, m, v, h, c, history.write(e, tf.math.divide_no_nan(total, n_rows))
 
         loop = (0, it, w, m, v, h, c, tf.TensorArray(tf.float32, size=epochs))
@@ -353,38 +345,27 @@ def _batch_loop(plan: _Plan):
     import tensorflow as tf
 
     b, nb, u, n_in, r = plan.batch_size, plan.n_batches, plan.units, plan.n_in, plan.replicas
-    per_replica = plan.ragged_lengths
 
     @tf.function(jit_compile=True, autograph=False)
-    def batches(it, w, m, v, h, c, xs, ys, alphas, counts, mask, carry, reset, lengths):
+    def batches(it, w, m, v, h, c, xs, ys, alphas, counts, mask, carry, reset, steps):
         zeros = tf.zeros((u, b, r))
         carry, reset = tf.reshape(carry, (1, 1, r)), tf.reshape(reset, (1, 1, r))
 
         def batch(k, it, w, m, v, h, c, total):
             before = (it, w, m, v, h, c)
-            if plan.carry == "none":  # Keras starts a stateless layer from zeros on every batch
-                h, c = zeros, zeros
-            elif plan.carry == "mixed":
-                h, c = tf.where(carry, h, zeros), tf.where(carry, c, zeros)
+            h, c = tf.where(carry, h, zeros), tf.where(carry, c, zeros)  # a stateless layer starts every batch at 0
             count = tf.gather(counts, k)
             losses, grad, h, c = loss_and_grads(
                 w, tf.gather(xs, k), tf.gather(ys, k), h, c, tf.gather(mask, k), count, u, n_in, plan.ragged)
-            alpha = tf.gather(alphas, k)
-            w, m, v = adam(w, m, v, grad, tf.reshape(alpha, (1, 1, r)) if per_replica else alpha)
-            if not per_replica:
-                return k + 1, it + 1, w, m, v, h, c, total + losses * count  # Keras's loss Mean, row-weighted
-            real = k < lengths  # a replica past its own rows keeps everything as it was, and adds no loss
+            w, m, v = adam(w, m, v, grad, tf.reshape(tf.gather(alphas, k), (1, 1, r)))
+            real = k < steps  # a replica past its own batches keeps everything as it was, and adds no loss
             stepped = [tf.where(tf.reshape(real, (1, 1, r)) if len(new.shape) == 3 else real, new, old)
                        for new, old in zip((it + 1, w, m, v, h, c), before, strict=True)]
-            return k + 1, *stepped, total + losses * count * tf.cast(real, tf.float32)
+            return k + 1, *stepped, total + losses * count * tf.cast(real, tf.float32)  # Keras's row-weighted Mean
 
         loop = (0, it, w, m, v, h, c, tf.zeros((r,)))
         _, it, w, m, v, h, c, total = tf.while_loop(lambda k, *_: k < nb, batch, loop, parallel_iterations=1)
-        if plan.reset == "all":
-            h, c = zeros, zeros
-        elif plan.reset == "mixed":
-            h, c = tf.where(reset, zeros, h), tf.where(reset, zeros, c)
-        return it, w, m, v, h, c, total
+        return it, w, m, v, tf.where(reset, zeros, h), tf.where(reset, zeros, c), total
 
     return batches
 
@@ -438,7 +419,8 @@ def _state_in(state: np.ndarray, n: int) -> np.ndarray:
 
 def _shape_key(job: TrainingJob) -> tuple:
     """Jobs with equal keys can share one program (and one chunk): equal shapes, model and epochs; at batch
-    size 1, data sets of any length (``_Plan.ragged_lengths``)."""
+    size 1, data sets of any length (each replica's epoch is the longest one's number of steps, those past its own
+    length idle: weights, moments, state and update count kept by ``tf.where``)."""
     b = job.regime.batch_size
     return None if b == 1 else len(job.problem.x_train), b, np.shape(job.problem.x_train)[1:], job.model
 
@@ -487,12 +469,12 @@ class _Chunk:
 
     def task(self) -> _Segment:
         epochs = min(self.segment, self.epochs - self.done)
+        lengths = np.full(self.plan.replicas, self.n_rows) if self.lengths is None else self.lengths
         mask = (np.arange(self.plan.n_batches * self.plan.batch_size) < self.n_rows).astype(np.float32)
         return _Segment(
             self.plan, self.state, _pad(self.seeds, self.plan.replicas), self.x_rows, self.y_rows,
             self.orders(self.done, epochs), mask.reshape(self.plan.n_batches, self.plan.batch_size),
-            self.carry, self.reset, self.done * (self.plan.n_batches if self.lengths is None else self.lengths), epochs,
-            self.lengths,
+            self.carry, self.reset, self.done * -(-lengths // self.plan.batch_size), epochs, lengths,
         )
 
     def advance(self, state: dict[str, np.ndarray], losses: np.ndarray, seconds: float, target_s: float) -> None:
@@ -525,9 +507,9 @@ class _Segment:
     mask: np.ndarray
     carry: np.ndarray
     reset: np.ndarray
-    iteration: int | np.ndarray  # (R padded,) with ragged lengths
+    iteration: np.ndarray  # (R padded,) updates each replica has taken
     epochs: int
-    lengths: np.ndarray | None
+    lengths: np.ndarray  # (R padded,) rows of each replica's data set
 
 
 def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
@@ -541,12 +523,12 @@ def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray],
         w = np.ascontiguousarray(flatten(initial_weights(unique, plan.units, plan.n_in))[..., inverse])
         zeros = np.zeros((plan.units, plan.batch_size, plan.replicas), np.float32)
         state = {"w": w, "m": np.zeros_like(w), "v": np.zeros_like(w), "h": zeros, "c": zeros}
-    lengths = segment.lengths.astype(np.int32) if plan.ragged_lengths else np.zeros(plan.replicas, np.int32)
-    updates = segment.iteration + segment.epochs * (lengths if plan.ragged_lengths else plan.n_batches)
+    lengths = segment.lengths.astype(np.int32)
+    updates = segment.iteration + segment.epochs * -(-lengths // plan.batch_size)
     step_sizes = _step_sizes(plan.learning_rate, int(np.max(updates)))
     with _executing(device) as executor:
         out = _train_program(plan, executor)(
-            state["w"], state["m"], state["v"], state["h"], state["c"], np.asarray(segment.iteration, np.int32),
+            state["w"], state["m"], state["v"], state["h"], state["c"], segment.iteration.astype(np.int32),
             segment.x_rows, segment.y_rows, segment.orders, segment.mask, segment.carry, segment.reset,
             np.int32(segment.epochs), lengths, step_sizes,
         )
@@ -629,7 +611,7 @@ def _chunk(jobs: list[TrainingJob], replicas: list[tuple[int, int]]) -> _Chunk:
     seeds = np.concatenate(per_replica["seeds"])
     carry, reset, shuffle, offsets, lengths = (_pad(np.concatenate(per_replica[k]), padded)
                                                for k in ("carry", "reset", "shuffle", "offset", "length"))
-    n, ragged_lengths = int(lengths.max()), bool(np.any(lengths != lengths[0]))
+    n, uneven = int(lengths.max()), bool(np.any(lengths != lengths[0]))
     shuffled = np.flatnonzero(shuffle)
     ordered = len(tables) == 1 and not len(shuffled)  # one order, shared by every replica
     order_dtype = "int32" if ordered else np.min_scalar_type(sum(map(len, xs)) - 1).name
@@ -637,7 +619,6 @@ def _chunk(jobs: list[TrainingJob], replicas: list[tuple[int, int]]) -> _Chunk:
     plan = _Plan(
         batch_size=b, n_batches=-(-n // b), ragged=n % b != 0, units=model.units, n_in=n_in,
         learning_rate=model.learning_rate, replicas=padded, order_dtype=order_dtype,
-        carry=_which(carry), reset=_which(reset), ragged_lengths=ragged_lengths,
     )
     keys = [[jobs[j].key, a, z] for j, a, z in pieces]
     return _Chunk(
@@ -646,14 +627,9 @@ def _chunk(jobs: list[TrainingJob], replicas: list[tuple[int, int]]) -> _Chunk:
         shuffled=shuffled,
         shuffled_orders=np.stack([_padded_orders(int(padded_seeds[i]), int(lengths[i]), n, model.epochs)
                                   for i in shuffled]) if len(shuffled) else None,
-        n_rows=n, lengths=lengths if ragged_lengths else None, epochs=model.epochs,
+        n_rows=n, lengths=lengths if uneven else None, epochs=model.epochs,
         key="" if any(not key for key, _, _ in keys) else hashlib.sha256(json.dumps(keys).encode()).hexdigest(),
     )
-
-
-def _alike(regime: StateRegime) -> tuple[bool, bool, bool]:
-    """What a chunk's masks and orders hold for the regime's replicas (carry, reset, shuffle), as a sort key."""
-    return not regime.stateful, not (regime.stateful and regime.reset_after_epoch), regime.shuffle
 
 
 def _next_chunk(
@@ -895,9 +871,9 @@ class VectorizedEngine:
         for key, members in groups.items():
             replicas = [(i, s) for i in members for s in range(len(jobs[i].seeds))]
             n = self.n_chunks(len(replicas), share=steps[key] / sum(steps.values()))  # the group's part of the work
-            # Neighbours in length share a chunk (little idling); of one length, alike procedures are neighbours:
-            # a chunk whose replicas agree on carrying state, resetting it or shuffling compiles that mask away.
-            replicas.sort(key=lambda r: (-rows[r[0]], *_alike(jobs[r[0]].regime), r[0], r[1]))
+            # Neighbours in length share a chunk (little idling); of one length, in-order procedures first: a chunk
+            # of in-order replicas of one data set reads one row order for all, not one each.
+            replicas.sort(key=lambda r: (-rows[r[0]], jobs[r[0]].regime.shuffle, r[0], r[1]))
             layout += [[replicas[k] for k in part] for part in np.array_split(np.arange(len(replicas)), n)]
         return layout
 
