@@ -48,7 +48,7 @@ import yaml
 from omegaconf import OmegaConf
 from scipy import stats
 
-from pipeline import data, errors
+from pipeline import data, errors, processes
 from pipeline.artifacts import load_differenced, load_problem, load_scaler, model_spec, paths
 from pipeline.engines import make_engine
 from pipeline.engines.base import Engine, ModelSpec, Problem
@@ -197,7 +197,8 @@ def keras_forecasts(problem: Problem, reg: StateRegime, spec: ModelSpec, seeds: 
     """The Keras engine's forecasts, one model per task over ``workers`` processes (minutes per model)."""
     if workers == 1:
         return _keras_forecasts(problem, reg, spec, seeds)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=processes.end_with,
+                             initargs=(os.getpid(),)) as pool:  # a killed bench leaves no Keras worker training on
         one_each = [seeds[i : i + 1] for i in range(len(seeds))]
         parts = pool.map(_keras_forecasts, repeat(problem), repeat(reg), repeat(spec), one_each)
         return np.concatenate(list(parts))
