@@ -211,13 +211,14 @@ def step_size(iteration, learning_rate: float):
     return tf.constant(learning_rate, tf.float32) * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
 
 
-def adam(w, m, v, grad, alpha):
+def adam(w, m, v, grad, alpha, rate_1=1 - BETA_1, rate_2=1 - BETA_2):
     """Keras 3's ``Adam.update_step`` on stacked weights (elementwise, so each replica's own step), ``alpha`` its
-    ``step_size``: one for every replica, or one per replica, (1, 1, R)."""
+    ``step_size``: one for every replica, or one per replica, (1, 1, R). Per-replica zeros for ``alpha`` and the
+    moments' rates (otherwise 1 - beta) leave a replica's weights and moments exactly as they were."""
     import tensorflow as tf
 
-    m = m + (grad - m) * (1 - BETA_1)
-    v = v + (tf.square(grad) - v) * (1 - BETA_2)
+    m = m + (grad - m) * rate_1
+    v = v + (tf.square(grad) - v) * rate_2
     return w - (m * alpha) / (tf.sqrt(v) + EPSILON), m, v
 
 
@@ -327,7 +328,8 @@ def _train_program(plan: _Plan, executor: str):
             # (nb, features, b, R): each replica's batches (one set every replica reads, broadcast)
             xs, ys = (tf.broadcast_to(tf.transpose(tf.reshape(tf.gather(table, rows), (-1, nb, b, n)), (1, 3, 2, 0)),
                                       (nb, n, b, r)) for table, n in ((x_rows, n_in), (y_rows, 1)))
-            alphas = tf.gather(step_sizes, ahead + it)  # Adam's step sizes, (nb, R)
+            # Adam's step sizes, (nb, R): zero past a replica's own batches
+            alphas = tf.where(ahead < steps, tf.gather(step_sizes, ahead + it), 0.0)
             it, w, m, v, h, c, total = batches(it, w, m, v, h, c, xs, ys, alphas, counts, mask, carry, reset, steps)
             return e + 1, it, w, m, v, h, c, history.write(e, tf.math.divide_no_nan(total, n_rows))
 
@@ -352,16 +354,19 @@ def _batch_loop(plan: _Plan):
         carry, reset = tf.reshape(carry, (1, 1, r)), tf.reshape(reset, (1, 1, r))
 
         def batch(k, it, w, m, v, h, c, total):
-            before = (it, w, m, v, h, c)
-            h, c = tf.where(carry, h, zeros), tf.where(carry, c, zeros)  # a stateless layer starts every batch at 0
+            # A replica past its own batches keeps everything as it was and adds no loss: zero step size and moment
+            # rates keep its weights and moments exactly (a selection of each, carried by the loop, cost the wide
+            # step a third more), a selection its state.
+            real = k < steps
+            rates = [tf.reshape(tf.where(real, rate, 0.0), (1, 1, r)) for rate in (1 - BETA_1, 1 - BETA_2)]
+            h_in, c_in = tf.where(carry, h, zeros), tf.where(carry, c, zeros)  # a stateless layer starts at 0
             count = tf.gather(counts, k)
-            losses, grad, h, c = loss_and_grads(
-                w, tf.gather(xs, k), tf.gather(ys, k), h, c, tf.gather(mask, k), count, u, n_in, plan.ragged)
-            w, m, v = adam(w, m, v, grad, tf.reshape(tf.gather(alphas, k), (1, 1, r)))
-            real = k < steps  # a replica past its own batches keeps everything as it was, and adds no loss
-            stepped = [tf.where(tf.reshape(real, (1, 1, r)) if len(new.shape) == 3 else real, new, old)
-                       for new, old in zip((it + 1, w, m, v, h, c), before, strict=True)]
-            return k + 1, *stepped, total + losses * count * tf.cast(real, tf.float32)  # Keras's row-weighted Mean
+            losses, grad, h_new, c_new = loss_and_grads(
+                w, tf.gather(xs, k), tf.gather(ys, k), h_in, c_in, tf.gather(mask, k), count, u, n_in, plan.ragged)
+            w, m, v = adam(w, m, v, grad, tf.reshape(tf.gather(alphas, k), (1, 1, r)), *rates)
+            kept = tf.reshape(tf.logical_not(real), (1, 1, r))
+            return (k + 1, it + tf.cast(real, tf.int32), w, m, v, tf.where(kept, h, h_new), tf.where(kept, c, c_new),
+                    total + losses * count * tf.cast(real, tf.float32))  # Keras's row-weighted Mean
 
         loop = (0, it, w, m, v, h, c, tf.zeros((r,)))
         _, it, w, m, v, h, c, total = tf.while_loop(lambda k, *_: k < nb, batch, loop, parallel_iterations=1)
