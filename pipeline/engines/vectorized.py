@@ -425,7 +425,7 @@ def _state_in(state: np.ndarray, n: int) -> np.ndarray:
 def _shape_key(job: TrainingJob) -> tuple:
     """Jobs with equal keys can share one program (and one chunk): equal shapes, model and epochs; at batch
     size 1, data sets of any length (each replica's epoch is the longest one's number of steps, those past its own
-    length idle: weights, moments, state and update count kept by ``tf.where``)."""
+    length idle: see ``_batch_loop``)."""
     b = job.regime.batch_size
     return None if b == 1 else len(job.problem.x_train), b, np.shape(job.problem.x_train)[1:], job.model
 
