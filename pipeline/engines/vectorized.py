@@ -328,8 +328,7 @@ def _train_program(plan: _Plan, executor: str):
             # (nb, features, b, R): each replica's batches (one set every replica reads, broadcast)
             xs, ys = (tf.broadcast_to(tf.transpose(tf.reshape(tf.gather(table, rows), (-1, nb, b, n)), (1, 3, 2, 0)),
                                       (nb, n, b, r)) for table, n in ((x_rows, n_in), (y_rows, 1)))
-            # Adam's step sizes, (nb, R): zero past a replica's own batches
-            alphas = tf.where(ahead < steps, tf.gather(step_sizes, ahead + it), 0.0)
+            alphas = tf.gather(step_sizes, ahead + it)  # Adam's step sizes, (nb, R)
             it, w, m, v, h, c, total = batches(it, w, m, v, h, c, xs, ys, alphas, counts, mask, carry, reset, steps)
             return e + 1, it, w, m, v, h, c, history.write(e, tf.math.divide_no_nan(total, n_rows))
 
@@ -341,9 +340,9 @@ def _train_program(plan: _Plan, executor: str):
 
 
 def _batch_loop(plan: _Plan):
-    """One epoch's batches and the reset after it, compiled by XLA into fused kernels (per shape of its inputs: the
-    epoch's batches are per replica or shared). Fused, a narrow step costs its arithmetic rather than the dispatch of
-    its ~65 ops; XLA's kernels round differently from TensorFlow's (and so from Keras's) in the last bits."""
+    """One epoch's batches and the reset after it, compiled by XLA into fused kernels. Fused, a narrow step costs its
+    arithmetic rather than the dispatch of its ~65 ops; XLA's kernels round differently from TensorFlow's (and so
+    from Keras's) in the last bits."""
     import tensorflow as tf
 
     b, nb, u, n_in, r = plan.batch_size, plan.n_batches, plan.units, plan.n_in, plan.replicas
@@ -358,12 +357,13 @@ def _batch_loop(plan: _Plan):
             # rates keep its weights and moments exactly (a selection of each, carried by the loop, cost the wide
             # step a third more), a selection its state.
             real = k < steps
-            rates = [tf.reshape(tf.where(real, rate, 0.0), (1, 1, r)) for rate in (1 - BETA_1, 1 - BETA_2)]
+            alpha, *rates = (tf.reshape(tf.where(real, rate, 0.0), (1, 1, r))
+                             for rate in (tf.gather(alphas, k), 1 - BETA_1, 1 - BETA_2))
             h_in, c_in = tf.where(carry, h, zeros), tf.where(carry, c, zeros)  # a stateless layer starts at 0
             count = tf.gather(counts, k)
             losses, grad, h_new, c_new = loss_and_grads(
                 w, tf.gather(xs, k), tf.gather(ys, k), h_in, c_in, tf.gather(mask, k), count, u, n_in, plan.ragged)
-            w, m, v = adam(w, m, v, grad, tf.reshape(tf.gather(alphas, k), (1, 1, r)), *rates)
+            w, m, v = adam(w, m, v, grad, alpha, *rates)
             kept = tf.reshape(tf.logical_not(real), (1, 1, r))
             return (k + 1, it + tf.cast(real, tf.int32), w, m, v, tf.where(kept, h, h_new), tf.where(kept, c, c_new),
                     total + losses * count * tf.cast(real, tf.float32))  # Keras's row-weighted Mean
