@@ -94,8 +94,8 @@ def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     Keras's on: the same BLAS kernels (which OPENBLAS_CORETYPE can force) are no proof of the same instructions."""
     if not cpuinfo.exists():
         return platform.processor()
-    fields = dict(line.split(":", 1) for line in cpuinfo.read_text().splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    fields = {key.strip(): value.strip() for key, value in
+              (line.split(":", 1) for line in cpuinfo.read_text().splitlines() if ":" in line)}
     flags = sorted(f for f in fields.get("flags", "").split() if f.startswith(SIMD_FLAGS))
     return " ".join([fields.get("vendor_id", "unknown"), *flags])
 
