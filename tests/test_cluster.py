@@ -168,6 +168,21 @@ def submitted_array(out: str) -> str:
     return next(line for line in out.splitlines() if line.startswith("sweep: ")).split("(array ")[1].split(")")[0]
 
 
+def settled_jobs(array: str, within_s: float = 120) -> pd.DataFrame:
+    """Slurm's accounting of the array's jobs once none is still pending, running or completing.
+
+    A job writes its result, which ends the sweep, before Slurm records the job's end: accounting lags by moments.
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        accounted = subprocess.run(["sacct", "-X", "-n", "-P", "-j", array, "-o", "JobID,State,Start,End"],
+                                   capture_output=True, text=True, check=True).stdout.split()
+        jobs = pd.DataFrame([line.split("|") for line in accounted], columns=["job", "state", "start", "end"])
+        if not jobs.state.isin(["PENDING", "RUNNING", "COMPLETING"]).any() or time.monotonic() > deadline:
+            return jobs
+        time.sleep(0.5)
+
+
 def wait_for_job(name: str, suffix: str, state: str = "RUNNING", within_s: float = 600) -> str:
     """The Slurm id of the job named ``name`` whose id ends in ``suffix``, once it is in ``state``."""
     deadline = time.monotonic() + within_s
@@ -277,9 +292,7 @@ def test_eight_concurrent_slurm_jobs_log_every_parent_and_child_run_exactly_once
     out, _ = finish(start_sweep(services.client_env(), folder, f"regime={','.join(regimes)}",
                                 f"base_seed={','.join(map(str, seeds))}", *SLURM, f"resume.cache={folder / 'cache'}"))
 
-    accounted = subprocess.run(["sacct", "-X", "-n", "-P", "-j", submitted_array(out), "-o", "JobID,State,Start,End"],
-                               capture_output=True, text=True, check=True).stdout.split()
-    jobs = pd.DataFrame([line.split("|") for line in accounted], columns=["job", "state", "start", "end"])
+    jobs = settled_jobs(submitted_array(out))
     assert len(jobs) == 8 and set(jobs.state) == {"COMPLETED"}
     assert jobs.start.max() < jobs.end.min()  # all eight were running at once
 
