@@ -190,7 +190,7 @@ def test_in_order_procedures_share_a_chunk_so_that_it_reads_one_row_order():
     jobs = [TrainingJob(problem, reg, model, seeds) for reg in procedures]
     chunks = chunks_of(vec.VectorizedEngine(workers=2), jobs)
     assert [sorted(j for j, _, _ in c.pieces) for c in chunks] == [[1, 3], [0, 2]]
-    assert chunks[0].orders(0, 1).shape == (1, 1, 24) and chunks[1].orders(0, 1).shape == (608, 1, 24)
+    assert chunks[0].orders(0, 1).shape == (1, 1, 24) and chunks[1].orders(0, 1).shape == (1, 608, 24)
 
 
 def chunks_of_three_lengths() -> tuple[list, dict]:

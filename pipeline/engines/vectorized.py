@@ -291,13 +291,14 @@ def _quiet_retracing_warning() -> None:
 @functools.cache
 def _train_program(plan: _Plan, executor: str):
     """A segment of training: ``epochs`` epochs from the given weights, Adam moments, state and update count, traced
-    for ``executor`` (``_executing``). Each epoch's batches run as one XLA-compiled loop (``_batch_loop``)."""
+    for ``executor`` (``_executing``). Each epoch's inputs are gathered (``_epoch_inputs``), then its batches run as
+    one XLA-compiled loop (``_batch_loop``)."""
     import tensorflow as tf
 
     _quiet_retracing_warning()
     b, nb, u, n_in, r = plan.batch_size, plan.n_batches, plan.units, plan.n_in, plan.replicas
     weights, state = tf.TensorSpec((sum(_sizes(u, n_in)), 1, r), tf.float32), tf.TensorSpec((u, b, r), tf.float32)
-    batches = _batch_loop(plan)
+    inputs, batches = _epoch_inputs(plan), _batch_loop(plan)
 
     @tf.function(
         autograph=False,  # every loop and branch is written out (tf.while_loop, Python on static values)
@@ -307,7 +308,7 @@ def _train_program(plan: _Plan, executor: str):
             tf.TensorSpec((r,), tf.int32),  # updates applied so far (optimizer.iterations)
             tf.TensorSpec((None, n_in), tf.float32),  # training inputs, each data set followed by a zero row
             tf.TensorSpec((None,), tf.float32),  # training targets, likewise
-            tf.TensorSpec((None, None, nb * b), plan.order_dtype),  # row order: (R or 1, epochs or 1, rows)
+            tf.TensorSpec((None, None, nb * b), plan.order_dtype),  # row order: (epochs or 1, R or 1, rows)
             tf.TensorSpec((nb, b), tf.float32),  # 1 for a real row, 0 for a padding row
             tf.TensorSpec((r,), tf.bool),  # carry: the replica's state goes on from batch to batch
             tf.TensorSpec((r,), tf.bool),  # reset: the replica's state is zeroed after each epoch
@@ -319,16 +320,10 @@ def _train_program(plan: _Plan, executor: str):
     def train(w, m, v, h, c, it, x_rows, y_rows, orders, mask, carry, reset, epochs, lengths, step_sizes):
         counts = tf.reduce_sum(mask, axis=1)  # real rows per batch: the loss divisor and the metric weight
         n_rows, steps = tf.cast(lengths, tf.float32), (lengths + b - 1) // b  # each replica's rows and batches
-        # An epoch's batch k is the replica's update it + k (past its own batches a replica takes no step, so its
-        # index, still within the table, goes unused)
-        ahead = tf.range(nb)[:, None]
 
         def epoch(e, it, w, m, v, h, c, history):
-            rows = tf.cast(tf.gather(orders, tf.math.floormod(e, tf.shape(orders)[1]), axis=1), tf.int32)
-            # (nb, features, b, R): each replica's batches (one set every replica reads, broadcast)
-            xs, ys = (tf.broadcast_to(tf.transpose(tf.reshape(tf.gather(table, rows), (-1, nb, b, n)), (1, 3, 2, 0)),
-                                      (nb, n, b, r)) for table, n in ((x_rows, n_in), (y_rows, 1)))
-            alphas = tf.gather(step_sizes, ahead + it)  # Adam's step sizes, (nb, R)
+            rows = tf.gather(orders, tf.math.floormod(e, tf.shape(orders)[0]))  # (R or 1, rows), one contiguous copy
+            xs, ys, alphas = inputs(rows, it, x_rows, y_rows, step_sizes)
             it, w, m, v, h, c, total = batches(it, w, m, v, h, c, xs, ys, alphas, counts, mask, carry, reset, steps)
             return e + 1, it, w, m, v, h, c, history.write(e, tf.math.divide_no_nan(total, n_rows))
 
@@ -337,6 +332,32 @@ def _train_program(plan: _Plan, executor: str):
         return w, m, v, h, c, tf.transpose(history.stack())
 
     return train
+
+
+def _epoch_inputs(plan: _Plan):
+    """An epoch's batches for every replica, (nb, features, b, R), and Adam's step size of each replica's every
+    update in it, (nb, R), gathered by XLA in one pass (TensorFlow's own gathers and broadcasts cost the wide step a
+    sixth more). It only moves values, so what it is compiled for cannot touch a bit of the training: XLA compiles it
+    for each shape of its tables, padded to powers of two (``_bucketed``) to keep those few."""
+    import tensorflow as tf
+
+    b, nb, n_in, r = plan.batch_size, plan.n_batches, plan.n_in, plan.replicas
+
+    @tf.function(jit_compile=True, autograph=False)
+    def inputs(rows, it, x_rows, y_rows, step_sizes):
+        rows = tf.cast(rows, tf.int32)
+        xs, ys = (tf.broadcast_to(tf.transpose(tf.reshape(tf.gather(table, rows), (-1, nb, b, n)), (1, 3, 2, 0)),
+                                  (nb, n, b, r)) for table, n in ((x_rows, n_in), (y_rows, 1)))
+        # An epoch's batch k is the replica's update it + k (past its own batches a replica takes no step, so its
+        # index, still within the table, goes unused)
+        return xs, ys, tf.gather(step_sizes, tf.range(nb)[:, None] + it)
+
+    return inputs
+
+
+def _bucketed(table: np.ndarray) -> np.ndarray:
+    """``table`` with zero rows up to a power of two: rows an epoch's inputs never read, and few shapes for XLA."""
+    return np.pad(table, [(0, (1 << max(len(table) - 1, 0).bit_length()) - len(table))] + [(0, 0)] * (table.ndim - 1))
 
 
 def _batch_loop(plan: _Plan):
@@ -446,7 +467,7 @@ class _Chunk:
     y_rows: np.ndarray
     offsets: np.ndarray | None  # (R padded,) first row of each replica's data set; None: one set, one order
     shuffled: np.ndarray  # (S,) padded indices of the replicas that draw a fresh row order every epoch
-    shuffled_orders: np.ndarray | None  # (S, epochs, n) their orders, drawn once, padded with their zero rows
+    shuffled_orders: np.ndarray | None  # (epochs, S, n) their orders, drawn once, padded with their zero rows
     n_rows: int  # the longest data set's
     lengths: np.ndarray | None  # (R padded,) each replica's data set's rows; None: all are n_rows long
     epochs: int
@@ -458,18 +479,17 @@ class _Chunk:
 
     def orders(self, first: int, epochs: int) -> np.ndarray:
         """Row order of every replica over epochs ``first .. first + epochs - 1``, padded with each data set's
-        zero row (index n): (1, 1, rows) when every replica reads one data set in order, else (R, epochs or 1, rows)."""
+        zero row (index n): (1, 1, rows) when every replica reads one data set in order, else (epochs or 1, R, rows)."""
         rows = self.plan.n_batches * self.plan.batch_size
         identity = np.minimum(np.arange(rows), self.n_rows if self.lengths is None else self.lengths[:, None])
         if self.offsets is None and self.shuffled_orders is None:
             return identity.astype(np.int32)[None, None]
         span = epochs if self.shuffled_orders is not None else 1
-        per_replica = identity[:, None] if identity.ndim == 2 else identity
-        orders = np.broadcast_to(per_replica, (len(self.carry), span, rows)).astype(self.plan.order_dtype)
+        orders = np.broadcast_to(identity, (span, len(self.carry), rows)).astype(self.plan.order_dtype)
         if self.shuffled_orders is not None:
-            orders[self.shuffled, :, : self.n_rows] = self.shuffled_orders[:, first : first + epochs]
+            orders[:, self.shuffled, : self.n_rows] = self.shuffled_orders[first : first + epochs]
         if self.offsets is not None:
-            orders += self.offsets.astype(self.plan.order_dtype)[:, None, None]
+            orders += self.offsets.astype(self.plan.order_dtype)[None, :, None]
         return orders
 
     def task(self) -> _Segment:
@@ -480,6 +500,7 @@ class _Chunk:
             self.plan, self.state, _pad(self.seeds, self.plan.replicas), self.x_rows, self.y_rows,
             self.orders(self.done, epochs), mask.reshape(self.plan.n_batches, self.plan.batch_size),
             self.carry, self.reset, self.done * -(-lengths // self.plan.batch_size), epochs, lengths,
+            self.epochs * self.plan.n_batches,
         )
 
     def advance(self, state: dict[str, np.ndarray], losses: np.ndarray, seconds: float, target_s: float) -> None:
@@ -515,6 +536,7 @@ class _Segment:
     iteration: np.ndarray  # (R padded,) updates each replica has taken
     epochs: int
     lengths: np.ndarray  # (R padded,) rows of each replica's data set
+    updates: int  # the longest replica's in the chunk's whole training: the step-size table's length, every segment
 
 
 def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
@@ -528,14 +550,13 @@ def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray],
         w = np.ascontiguousarray(flatten(initial_weights(unique, plan.units, plan.n_in))[..., inverse])
         zeros = np.zeros((plan.units, plan.batch_size, plan.replicas), np.float32)
         state = {"w": w, "m": np.zeros_like(w), "v": np.zeros_like(w), "h": zeros, "c": zeros}
-    lengths = segment.lengths.astype(np.int32)
-    updates = segment.iteration + segment.epochs * -(-lengths // plan.batch_size)
-    step_sizes = _step_sizes(plan.learning_rate, int(np.max(updates)))
+    x_rows, y_rows, step_sizes = map(_bucketed, (segment.x_rows, segment.y_rows,
+                                                 _step_sizes(plan.learning_rate, segment.updates)))
     with _executing(device) as executor:
         out = _train_program(plan, executor)(
             state["w"], state["m"], state["v"], state["h"], state["c"], segment.iteration.astype(np.int32),
-            segment.x_rows, segment.y_rows, segment.orders, segment.mask, segment.carry, segment.reset,
-            np.int32(segment.epochs), lengths, step_sizes,
+            x_rows, y_rows, segment.orders, segment.mask, segment.carry, segment.reset,
+            np.int32(segment.epochs), segment.lengths.astype(np.int32), step_sizes,
         )
     w, m, v, h, c, losses = (t.numpy() for t in out)
     return {"w": w, "m": m, "v": v, "h": h, "c": c}, losses, time.perf_counter() - start
@@ -631,7 +652,7 @@ def _chunk(jobs: list[TrainingJob], replicas: list[tuple[int, int]]) -> _Chunk:
         x_rows=np.concatenate(xs), y_rows=np.concatenate(ys), offsets=None if len(tables) == 1 else offsets,
         shuffled=shuffled,
         shuffled_orders=np.stack([_padded_orders(int(padded_seeds[i]), int(lengths[i]), n, model.epochs)
-                                  for i in shuffled]) if len(shuffled) else None,
+                                  for i in shuffled], axis=1) if len(shuffled) else None,
         n_rows=n, lengths=lengths if uneven else None, epochs=model.epochs,
         key="" if any(not key for key, _, _ in keys) else hashlib.sha256(json.dumps(keys).encode()).hexdigest(),
     )
