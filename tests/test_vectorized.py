@@ -112,12 +112,14 @@ def test_adam_is_keras_adam_bit_for_bit():
         np.testing.assert_array_equal(w.numpy(), variable.numpy())
 
 
-def test_the_step_size_table_is_each_step_size_computed_alone():
+def test_the_step_size_table_is_each_step_size_computed_alone_and_the_learning_rate_past_its_end():
     import tensorflow as tf
 
-    table = vec._step_sizes(0.003, 40)
-    assert len(vec._step_sizes(0.003, 25)) == 25 and np.array_equal(vec._step_sizes(0.003, 40), table)  # extended
-    np.testing.assert_array_equal(table, [vec.step_size(tf.constant(t), 0.003).numpy() for t in range(40)])
+    table = vec._step_sizes(0.003)
+    alone = [*range(40), *range(vec.SATURATED - 40, vec.SATURATED + 41), 10**5, 10**7]
+    expected = [vec.step_size(tf.constant(t), 0.003).numpy() for t in alone]
+    np.testing.assert_array_equal(table[np.minimum(alone, len(table) - 1)], expected)
+    assert len(table) == vec.SATURATED + 1 and table[-1] == np.float32(0.003) != table[-100]
 
 
 BATCH = dict(forecast="batch", batch_size=12)

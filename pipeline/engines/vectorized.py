@@ -222,23 +222,28 @@ def adam(w, m, v, grad, alpha, rate_1=1 - BETA_1, rate_2=1 - BETA_2):
     return w - (m * alpha) / (tf.sqrt(v) + EPSILON), m, v
 
 
-def _step_sizes(learning_rate: float, steps: int) -> np.ndarray:
-    """``step_size`` of updates 0 .. ``steps`` - 1, each computed as Keras computes it, on one scalar (TensorFlow's
-    vectorized pow rounds some powers differently), on the CPU whatever the device trains. Kept and extended in the
-    process: a training program looks its step sizes up instead of computing each (nine scalar ops per step, about
-    a tenth of a narrow step's ops); the table costs ~2 us per update once (0.04 s for the default study's 22,000),
-    by the single-threaded executor (see ``_executing``), in which the table's own loop is traced and run."""
-    have = _STEP_SIZES.setdefault(learning_rate, np.zeros(0, np.float32))
-    if len(have) < steps:
-        blocks = -(-(steps - len(have)) // STEP_SIZE_BLOCK)
+def _step_sizes(learning_rate: float) -> np.ndarray:
+    """``step_size`` of updates 0 .. ``SATURATED``, each computed as Keras computes it, on one scalar (TensorFlow's
+    vectorized pow rounds some powers differently), on the CPU whatever the device trains. From update ``SATURATED``
+    on, every step size is the learning rate, the table's last entry, so a program reads update t's at
+    min(t, ``SATURATED``): one table, of one shape, serves a training of any length. A training program looks its
+    step sizes up instead of computing each (nine scalar ops per step, about a tenth of a narrow step's ops); the
+    table costs ~2 us per update once per process and learning rate (~0.04 s), by the single-threaded executor (see
+    ``_executing``), in which the table's own loop is traced and run."""
+    if learning_rate not in _STEP_SIZES:
+        blocks = -(-(SATURATED + 1) // STEP_SIZE_BLOCK)
         with _executing("cpu"):
-            more = _scalar_step_sizes(learning_rate)(np.int32(len(have)), np.int32(blocks))
-        _STEP_SIZES[learning_rate] = np.concatenate([have, more.numpy()])
-    return _STEP_SIZES[learning_rate][:steps]
+            table = _scalar_step_sizes(learning_rate)(np.int32(0), np.int32(blocks)).numpy()
+        _STEP_SIZES[learning_rate] = table[: SATURATED + 1]
+    return _STEP_SIZES[learning_rate]
 
 
-_STEP_SIZES: dict[float, np.ndarray] = {}  # the process's tables, by learning rate, as far as computed
+_STEP_SIZES: dict[float, np.ndarray] = {}  # the process's tables, by learning rate
 STEP_SIZE_BLOCK = 8  # step sizes per turn of the table's loop, each still computed on its own scalar
+# From this update on (t = update + 1), beta_1 ** t and beta_2 ** t are below 2 ** -25, half a unit in the last
+# place of 1, by a margin (64 more powers: 6%) that no rounding of pow bridges: 1 - beta ** t is exactly 1 in
+# float32, and the step size exactly the learning rate (tests/test_vectorized.py checks it).
+SATURATED = int(np.ceil(np.log(2.0**-25) / np.log(max(BETA_1, BETA_2)))) + 64
 
 
 @functools.cache
@@ -337,8 +342,9 @@ def _train_program(plan: _Plan, executor: str):
 def _epoch_inputs(plan: _Plan):
     """An epoch's batches for every replica, (nb, features, b, R), and Adam's step size of each replica's every
     update in it, (nb, R), gathered by XLA in one pass (TensorFlow's own gathers and broadcasts cost the wide step a
-    sixth more). It only moves values, so what it is compiled for cannot touch a bit of the training: XLA compiles it
-    for each shape of its tables, padded to powers of two (``_bucketed``) to keep those few."""
+    sixth more). It only moves values, so what it is compiled for cannot touch a bit of the training. XLA compiles it
+    for each shape of its inputs: the data sets' rows are padded to a power of two (``_bucketed``) to keep those few,
+    and the step sizes are one table (``_step_sizes``)."""
     import tensorflow as tf
 
     b, nb, n_in, r = plan.batch_size, plan.n_batches, plan.n_in, plan.replicas
@@ -348,15 +354,15 @@ def _epoch_inputs(plan: _Plan):
         rows = tf.cast(rows, tf.int32)
         xs, ys = (tf.broadcast_to(tf.transpose(tf.reshape(tf.gather(table, rows), (-1, nb, b, n)), (1, 3, 2, 0)),
                                   (nb, n, b, r)) for table, n in ((x_rows, n_in), (y_rows, 1)))
-        # An epoch's batch k is the replica's update it + k (past its own batches a replica takes no step, so its
-        # index, still within the table, goes unused)
-        return xs, ys, tf.gather(step_sizes, tf.range(nb)[:, None] + it)
+        # An epoch's batch k is the replica's update it + k (past its own batches a replica takes no step, and its
+        # step size goes unused); past the table, every step size is its last (_step_sizes)
+        return xs, ys, tf.gather(step_sizes, tf.minimum(tf.range(nb)[:, None] + it, tf.shape(step_sizes)[0] - 1))
 
     return inputs
 
 
 def _bucketed(table: np.ndarray) -> np.ndarray:
-    """``table`` with zero rows up to a power of two: rows an epoch's inputs never read, and few shapes for XLA."""
+    """``table`` with zero rows up to a power of two: rows no row order reads, and few shapes for XLA."""
     return np.pad(table, [(0, (1 << max(len(table) - 1, 0).bit_length()) - len(table))] + [(0, 0)] * (table.ndim - 1))
 
 
@@ -500,7 +506,6 @@ class _Chunk:
             self.plan, self.state, _pad(self.seeds, self.plan.replicas), self.x_rows, self.y_rows,
             self.orders(self.done, epochs), mask.reshape(self.plan.n_batches, self.plan.batch_size),
             self.carry, self.reset, self.done * -(-lengths // self.plan.batch_size), epochs, lengths,
-            self.epochs * self.plan.n_batches,
         )
 
     def advance(self, state: dict[str, np.ndarray], losses: np.ndarray, seconds: float, target_s: float) -> None:
@@ -536,7 +541,6 @@ class _Segment:
     iteration: np.ndarray  # (R padded,) updates each replica has taken
     epochs: int
     lengths: np.ndarray  # (R padded,) rows of each replica's data set
-    updates: int  # the longest replica's in the chunk's whole training: the step-size table's length, every segment
 
 
 def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
@@ -550,8 +554,7 @@ def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray],
         w = np.ascontiguousarray(flatten(initial_weights(unique, plan.units, plan.n_in))[..., inverse])
         zeros = np.zeros((plan.units, plan.batch_size, plan.replicas), np.float32)
         state = {"w": w, "m": np.zeros_like(w), "v": np.zeros_like(w), "h": zeros, "c": zeros}
-    x_rows, y_rows, step_sizes = map(_bucketed, (segment.x_rows, segment.y_rows,
-                                                 _step_sizes(plan.learning_rate, segment.updates)))
+    x_rows, y_rows, step_sizes = _bucketed(segment.x_rows), _bucketed(segment.y_rows), _step_sizes(plan.learning_rate)
     with _executing(device) as executor:
         out = _train_program(plan, executor)(
             state["w"], state["m"], state["v"], state["h"], state["c"], segment.iteration.astype(np.int32),
