@@ -51,7 +51,7 @@ def test_bench_prints_every_section(capsys):
         [
             "regime=[stateless,stateful]", "engine.workers=1",  # Hydra overrides go first (a pair, for the panel)
             "--regime", "stateless", "--repeats", "20", "--big-repeats", "24", "--cell-replicas", "16",
-            "--epochs", "2", "--keras-epochs", "1", "--replicas", "1", "20",
+            "--cell-rounds", "2", "--epochs", "2", "--keras-epochs", "1", "--replicas", "1", "20",
             "--scaling-epochs", "1", "2", "--lengths", "1", "2", "--base-replicas", "8", "--base-epochs", "1",
             "--law", "--law-repeats", "3", "--law-workers", "1", "--law-regimes", "stateless", "--panel", "quick",
         ]
@@ -63,7 +63,7 @@ def test_bench_prints_every_section(capsys):
     assert all(20 < rmse < 1000 for rmse in rows.values())
     assert re.search(r"train stage [\d.]+ s .* forecasts included\), scoring [\d.]+ s; peak memory [\d.]+ GiB", out)
     assert "study: 2 regimes x 24 repeats x 2 epochs" in out
-    cell = out[out.index("cost per replica-step on stateless, 16 replicas") :]
+    cell = out[out.index("cost per replica-step on stateless, 16 replicas (CPU time, one thread, best of 2 ") :]
     engine_ns, reference_ns, cell_ratio = (_numbers(line)[0] for line in cell.splitlines()[1:4])
     assert engine_ns > 0 and reference_ns > 0 and cell_ratio == pytest.approx(engine_ns / reference_ns, rel=0.01)
     throughput = out[out.index("throughput on stateless") :]
