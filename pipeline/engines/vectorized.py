@@ -319,7 +319,7 @@ def _train_program(plan: _Plan, executor: str):
             tf.TensorSpec((r,), tf.bool),  # reset: the replica's state is zeroed after each epoch
             tf.TensorSpec((), tf.int32),  # epochs in this segment
             tf.TensorSpec((r,), tf.int32),  # each replica's rows: data sets of different lengths share a program
-            tf.TensorSpec((None,), tf.float32),  # Adam's step size of every update (_step_sizes)
+            tf.TensorSpec((None,), tf.float32),  # Adam's step sizes, the last one that of every later update
         ]
     )
     def train(w, m, v, h, c, it, x_rows, y_rows, orders, mask, carry, reset, epochs, lengths, step_sizes):
@@ -469,13 +469,13 @@ class _Chunk:
     seeds: np.ndarray  # (R,) of the real replicas; padding replicas repeat the first
     carry: np.ndarray  # (R padded,) bool
     reset: np.ndarray  # (R padded,) bool
-    x_rows: np.ndarray  # every data set the chunk trains on, each followed by its zero padding row
+    x_rows: np.ndarray  # every data set the chunk trains on, each with its zero row; zero rows to a power of 2 in all
     y_rows: np.ndarray
     offsets: np.ndarray | None  # (R padded,) first row of each replica's data set; None: one set, one order
     shuffled: np.ndarray  # (S,) padded indices of the replicas that draw a fresh row order every epoch
     shuffled_orders: np.ndarray | None  # (epochs, S, n) their orders, drawn once, padded with their zero rows
     n_rows: int  # the longest data set's
-    lengths: np.ndarray | None  # (R padded,) each replica's data set's rows; None: all are n_rows long
+    lengths: np.ndarray  # (R padded,) int32, each replica's data set's rows
     epochs: int
     key: str  # names its checkpoints; "" keeps none
     done: int = 0  # epochs trained
@@ -487,9 +487,9 @@ class _Chunk:
         """Row order of every replica over epochs ``first .. first + epochs - 1``, padded with each data set's
         zero row (index n): (1, 1, rows) when every replica reads one data set in order, else (epochs or 1, R, rows)."""
         rows = self.plan.n_batches * self.plan.batch_size
-        identity = np.minimum(np.arange(rows), self.n_rows if self.lengths is None else self.lengths[:, None])
+        identity = np.minimum(np.arange(rows), self.lengths[:, None])
         if self.offsets is None and self.shuffled_orders is None:
-            return identity.astype(np.int32)[None, None]
+            return identity[None, :1].astype(np.int32)
         span = epochs if self.shuffled_orders is not None else 1
         orders = np.broadcast_to(identity, (span, len(self.carry), rows)).astype(self.plan.order_dtype)
         if self.shuffled_orders is not None:
@@ -500,12 +500,11 @@ class _Chunk:
 
     def task(self) -> _Segment:
         epochs = min(self.segment, self.epochs - self.done)
-        lengths = np.full(self.plan.replicas, self.n_rows) if self.lengths is None else self.lengths
         mask = (np.arange(self.plan.n_batches * self.plan.batch_size) < self.n_rows).astype(np.float32)
         return _Segment(
             self.plan, self.state, _pad(self.seeds, self.plan.replicas), self.x_rows, self.y_rows,
             self.orders(self.done, epochs), mask.reshape(self.plan.n_batches, self.plan.batch_size),
-            self.carry, self.reset, self.done * -(-lengths // self.plan.batch_size), epochs, lengths,
+            self.carry, self.reset, self.done * -(-self.lengths // self.plan.batch_size), epochs, self.lengths,
         )
 
     def advance(self, state: dict[str, np.ndarray], losses: np.ndarray, seconds: float, target_s: float) -> None:
@@ -540,9 +539,9 @@ class _Segment:
     mask: np.ndarray
     carry: np.ndarray
     reset: np.ndarray
-    iteration: np.ndarray  # (R padded,) updates each replica has taken
+    iteration: np.ndarray  # (R padded,) int32, updates each replica has taken
     epochs: int
-    lengths: np.ndarray  # (R padded,) rows of each replica's data set
+    lengths: np.ndarray  # (R padded,) int32, rows of each replica's data set
 
 
 def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
@@ -556,12 +555,11 @@ def _run_segment(segment: _Segment, device: str) -> tuple[dict[str, np.ndarray],
         w = np.ascontiguousarray(flatten(initial_weights(unique, plan.units, plan.n_in))[..., inverse])
         zeros = np.zeros((plan.units, plan.batch_size, plan.replicas), np.float32)
         state = {"w": w, "m": np.zeros_like(w), "v": np.zeros_like(w), "h": zeros, "c": zeros}
-    x_rows, y_rows, step_sizes = _bucketed(segment.x_rows), _bucketed(segment.y_rows), _step_sizes(plan.learning_rate)
     with _executing(device) as executor:
         out = _train_program(plan, executor)(
-            state["w"], state["m"], state["v"], state["h"], state["c"], segment.iteration.astype(np.int32),
-            x_rows, y_rows, segment.orders, segment.mask, segment.carry, segment.reset,
-            np.int32(segment.epochs), segment.lengths.astype(np.int32), step_sizes,
+            state["w"], state["m"], state["v"], state["h"], state["c"], segment.iteration, segment.x_rows,
+            segment.y_rows, segment.orders, segment.mask, segment.carry, segment.reset, np.int32(segment.epochs),
+            segment.lengths, _step_sizes(plan.learning_rate),
         )
     w, m, v, h, c, losses = (t.numpy() for t in out)
     return {"w": w, "m": m, "v": v, "h": h, "c": c}, losses, time.perf_counter() - start
@@ -642,7 +640,7 @@ def _chunk(jobs: list[TrainingJob], replicas: list[tuple[int, int]]) -> _Chunk:
     seeds = np.concatenate(per_replica["seeds"])
     carry, reset, shuffle, offsets, lengths = (_pad(np.concatenate(per_replica[k]), padded)
                                                for k in ("carry", "reset", "shuffle", "offset", "length"))
-    n, uneven = int(lengths.max()), bool(np.any(lengths != lengths[0]))
+    n = int(lengths.max())
     shuffled = np.flatnonzero(shuffle)
     ordered = len(tables) == 1 and not len(shuffled)  # one order, shared by every replica
     order_dtype = "int32" if ordered else np.min_scalar_type(sum(map(len, xs)) - 1).name
@@ -654,11 +652,12 @@ def _chunk(jobs: list[TrainingJob], replicas: list[tuple[int, int]]) -> _Chunk:
     keys = [[jobs[j].key, a, z] for j, a, z in pieces]
     return _Chunk(
         plan=plan, pieces=pieces, seeds=seeds, carry=carry, reset=reset,
-        x_rows=np.concatenate(xs), y_rows=np.concatenate(ys), offsets=None if len(tables) == 1 else offsets,
+        x_rows=_bucketed(np.concatenate(xs)), y_rows=_bucketed(np.concatenate(ys)),
+        offsets=None if len(tables) == 1 else offsets,
         shuffled=shuffled,
         shuffled_orders=np.stack([_padded_orders(int(padded_seeds[i]), int(lengths[i]), n, model.epochs)
                                   for i in shuffled], axis=1) if len(shuffled) else None,
-        n_rows=n, lengths=lengths if uneven else None, epochs=model.epochs,
+        n_rows=n, lengths=lengths.astype(np.int32), epochs=model.epochs,
         key="" if any(not key for key, _, _ in keys) else hashlib.sha256(json.dumps(keys).encode()).hexdigest(),
     )
 

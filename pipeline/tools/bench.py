@@ -295,7 +295,7 @@ def engine_step_seconds(engine: Engine, problem: Problem, reg: StateRegime, spec
 
 
 def report_cell(engine: Engine, problem: Problem, reg: StateRegime, spec: ModelSpec, replicas: int,
-                rounds: int = 7) -> float:
+                rounds: int) -> float:
     """The engine's cost per replica-step against the reference's, each the best of ``rounds`` measurements taken
     in turn (this machine's speed drifts from minute to minute, and both sides alike; of three, one side's best was
     now and then a slow minute's, and the same code's ratio ranged over 0.93-1.36x in one hour)."""
